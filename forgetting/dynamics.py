@@ -139,7 +139,7 @@ class Recorder:
         self.arrays: dict[str, np.ndarray] = {
             "correct": np.zeros((n_epochs, n), bool),
             "observed": np.zeros((n_epochs, n), bool),
-            "pred": np.full((n_epochs, n), -1, np.int64),
+            "pred": np.full((n_epochs, n), -1, np.int32),
             "presented": np.zeros((n_epochs, n), bool),
             **{k: np.full((n_epochs, n), np.nan, float_dtype) for k in FLOAT_FIELDS},
         }

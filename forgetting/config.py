@@ -1,0 +1,169 @@
+"""Structured-config schemas (checked at compose time), range checks, and component building."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the key and the allowed values."""
+
+
+class TrackingMode(Enum):
+    eval = "eval"
+    train = "train"
+
+
+class FloatDtype(Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+@dataclass
+class LearningRates:
+    head: float = 1e-3
+    backbone: float = 1e-4
+
+
+@dataclass
+class ArchConfig:
+    _target_: str = "forgetting.models.create_model"
+    name: str = MISSING
+    model_name: str = MISSING
+    pretrained: bool = False
+    weights: str | None = None
+    img_size: int | None = None
+    drop_path_rate: float = 0.0
+    lr: LearningRates = field(default_factory=LearningRates)
+
+
+@dataclass
+class DigitsConfig:
+    _target_: str = "forgetting.data.digits.load_digits"
+    name: str = "digits"
+    image_size: int = 32
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    augment: bool = True
+
+
+@dataclass
+class RandomSamplerConfig:
+    _target_: str = "forgetting.samplers.RandomSampler"
+    name: str = "random"
+    budget: float = 1.0
+
+
+@dataclass
+class WandbConfig:
+    _target_: str = "forgetting.wandb_log.WandbLogger"
+    project: str = "forgetting"
+    entity: str | None = None
+    mode: str | None = "${oc.env:WANDB_MODE,offline}"
+    tags: list[str] = field(default_factory=list)
+    log_artifact: bool = True
+
+
+@dataclass
+class NoLoggerConfig:
+    _target_: str = "forgetting.wandb_log.NullLogger"
+
+
+@dataclass
+class TrainingConfig:
+    warmup_epochs: int = 1
+    epochs: int = 5
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    num_workers: int = 0
+    weight_decay: float = 0.05
+    optimizer: Any = field(
+        default_factory=lambda: {"_target_": "torch.optim.AdamW", "_partial_": True}
+    )
+    scheduler: Any = field(
+        default_factory=lambda: {
+            "_target_": "torch.optim.lr_scheduler.CosineAnnealingLR",
+            "_partial_": True,
+            "eta_min": 0.0,
+        }
+    )
+    device: str = "auto"
+    compile: bool = False
+    deterministic: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    mode: TrackingMode = TrackingMode.eval
+    float_dtype: FloatDtype = FloatDtype.float32
+
+
+@dataclass
+class TrainRunConfig:
+    arch: Any = MISSING
+    dataset: Any = MISSING
+    sampler: Any = MISSING
+    logger: Any = MISSING
+    train: TrainingConfig = field(default_factory=TrainingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    seed: int = 0
+    experiment: str = "default"
+    overwrite: bool = False
+
+
+def register_schemas() -> None:
+    """Make the schemas available to the YAML configs (`defaults: [/schema/<group>/<name>]`)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainRunConfig)
+    cs.store(group="schema/arch", name="timm", node=ArchConfig)
+    cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
+    cs.store(group="schema/sampler", name="random", node=RandomSamplerConfig)
+    cs.store(group="schema/logger", name="wandb", node=WandbConfig)
+    cs.store(group="schema/logger", name="none", node=NoLoggerConfig)
+
+
+def config_dir() -> Path:
+    """The Hydra config directory: shipped inside the wheel, or top-level `conf/` in a checkout."""
+    packaged = Path(__file__).parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf"
+
+
+def validate(cfg: DictConfig) -> None:
+    """Range checks that a type schema cannot express; raise ConfigError naming the key."""
+    _at_least(cfg, "train.epochs", 1)
+    _at_least(cfg, "train.warmup_epochs", 0)
+    _at_least(cfg, "train.batch_size", 1)
+    _at_least(cfg, "train.eval_batch_size", 1)
+    _at_least(cfg, "train.num_workers", 0)
+    budget = cfg.sampler.get("budget", 1.0)
+    if not 0.0 < budget <= 1.0:
+        raise ConfigError(
+            f"sampler.budget={budget} is invalid: it is the fraction of training samples "
+            "presented per fine-tuning epoch and must lie in (0, 1]"
+        )
+
+
+def _at_least(cfg: DictConfig, key: str, low: int) -> None:
+    value = _select(cfg, key)
+    if value < low:
+        raise ConfigError(f"{key}={value} is invalid: it must be an integer >= {low}")
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def build(node: DictConfig, exclude: tuple[str, ...] = ("name",), **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate` a `_target_` node, leaving out its descriptive keys."""
+    args = {k: v for k, v in node.items() if k not in exclude}
+    return hydra.utils.instantiate(args, **kwargs, _convert_="all")

@@ -1,0 +1,46 @@
+"""scikit-learn's bundled handwritten digits (real 8x8 scans, no download), upscaled to RGB."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits as sklearn_digits
+from sklearn.model_selection import train_test_split
+from torchvision.transforms import v2
+
+from forgetting.data import DataBundle, IndexedTensorDataset
+
+
+def load_digits(
+    image_size: int = 32, test_fraction: float = 0.2, split_seed: int = 0, augment: bool = True
+) -> DataBundle:
+    """Stratified train/test split fixed by `split_seed`; keys `digits/<sklearn index>`."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"dataset.test_fraction={test_fraction} must lie in (0, 1)")
+    bunch = sklearn_digits()
+    labels = bunch.target.astype(np.int64)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=test_fraction, stratify=labels, random_state=split_seed
+    )
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    images = _upscale(bunch.images, image_size)
+    shift = v2.RandomCrop(image_size, padding=max(1, image_size // 16)) if augment else None
+    return DataBundle(
+        name="digits",
+        train=IndexedTensorDataset(images[train_idx], labels[train_idx], transform=shift),
+        train_eval=IndexedTensorDataset(images[train_idx], labels[train_idx]),
+        test=IndexedTensorDataset(images[test_idx], labels[test_idx]),
+        sample_keys=np.array([f"digits/{i:04d}" for i in train_idx]),
+        labels=labels[train_idx],
+        class_names=[str(c) for c in bunch.target_names],
+        split={"split_seed": split_seed, "test_fraction": test_fraction,
+               "n_train": len(train_idx), "n_test": len(test_idx)},
+    )
+
+
+def _upscale(images: np.ndarray, size: int) -> torch.Tensor:
+    """(N, 8, 8) intensities 0..16 -> (N, 3, size, size) floats in [0, 1]."""
+    x = torch.from_numpy(images.astype(np.float32) / 16.0)[:, None]
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x.clamp_(0.0, 1.0).expand(-1, 3, -1, -1).contiguous()

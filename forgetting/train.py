@@ -1,0 +1,59 @@
+"""Train one run: `python -m forgetting.train arch=deit_small dataset=digits seed=0` (or `-m`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from forgetting import checkpoint
+from forgetting.config import build, config_dir, register_schemas, validate
+from forgetting.training import Trainer
+
+log = logging.getLogger(__name__)
+register_schemas()
+
+
+def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
+    """Train (or resume, or skip when finished) the run of `cfg`; returns its run dir."""
+    validate(cfg)
+    run_dir = Path(run_dir) if run_dir is not None else Path(HydraConfig.get().runtime.output_dir)
+    checkpoint.ensure_writable(run_dir)
+    if cfg.overwrite:
+        checkpoint.clear(run_dir)
+    checkpoint.check_same_config(run_dir, cfg)
+    if checkpoint.is_finished(run_dir):
+        print(f"already finished, skipped (overwrite=true trains again): {run_dir}")
+        return run_dir
+    checkpoint.write_config(run_dir, cfg)
+    torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
+    data = build(cfg.dataset)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.arch, exclude=("name", "lr"), num_classes=data.num_classes)
+    sampler = build(cfg.sampler, n_samples=len(data.labels), seed=cfg.seed)
+    logger = build(cfg.logger, exclude=())
+    name = f"{data.name}-{cfg.arch.name}-{cfg.sampler.name}-s{cfg.seed}"
+    logger.start(run_dir, name=name, group=cfg.experiment, job_type="train",
+                 config=checkpoint.resolved(cfg))
+    try:
+        dynamics = Trainer(cfg, data, model, sampler, logger, run_dir).fit()
+        dynamics.save(run_dir / checkpoint.DYNAMICS)
+        logger.log_artifact(run_dir / checkpoint.DYNAMICS, name=f"dynamics-{cfg.experiment}-{name}",
+                            type="dynamics", metadata=dynamics.meta)
+    finally:
+        logger.finish()
+    print(f"run dir: {run_dir}")
+    return run_dir
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""The training loop: head warmup, then fine-tuning, recording dynamics and checkpointing each epoch."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from forgetting import __version__, checkpoint
+from forgetting.console import progress
+from forgetting.data import DataBundle
+from forgetting.dynamics import Dynamics, Recorder, sample_stats
+from forgetting.models import (
+    backbone_parameters,
+    freeze_backbone,
+    head_parameters,
+    set_train_mode,
+    to_device,
+)
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The torch seed of one epoch: a resumed run draws what an uninterrupted one would."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def batches(order: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Split an epoch's order into batches; a last batch of one joins the previous (BatchNorm)."""
+    chunks = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2].extend(chunks.pop())
+    return chunks
+
+
+def n_batches(size: int, batch_size: int) -> int:
+    """len(batches(order, batch_size)) for an order of `size` samples."""
+    count = -(-size // batch_size)
+    return count - 1 if count > 1 and size % batch_size == 1 else count
+
+
+def balanced_accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
+    """Mean per-class recall over the classes present in `labels`."""
+    classes, inverse = np.unique(labels, return_inverse=True)
+    hits = np.bincount(inverse, weights=(preds == labels), minlength=len(classes))
+    return float(np.mean(hits / np.bincount(inverse, minlength=len(classes))))
+
+
+class Trainer:
+    """Runs (or resumes) one training run and returns its dynamics record."""
+
+    def __init__(
+        self, cfg: DictConfig, data: DataBundle, model: nn.Module, sampler: Any, logger: Any,
+        run_dir: Path,
+    ) -> None:
+        self.cfg, self.data, self.sampler, self.logger, self.run_dir = (
+            cfg, data, sampler, logger, run_dir)
+        self.device = resolve_device(cfg.train.device)
+        self.model = to_device(model, self.device)
+        self.net = torch.compile(self.model) if cfg.train.compile else self.model
+        data_cfg = timm.data.resolve_model_data_config(model)
+        self.mean = torch.tensor(data_cfg["mean"], device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(data_cfg["std"], device=self.device).view(1, -1, 1, 1)
+        self.warmup_epochs = int(cfg.train.warmup_epochs)
+        self.n_epochs = self.warmup_epochs + int(cfg.train.epochs)
+        self.recorder = Recorder(data.labels, self.n_epochs, str(cfg.tracking.float_dtype.value))
+        self.tracking = cfg.tracking.mode.value
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
+        self.phase: str | None = None
+        self.last_correct = np.full(len(data.labels), -1, np.int8)
+
+    def fit(self) -> Dynamics:
+        if checkpoint.has_checkpoint(self.run_dir):
+            self._resume(checkpoint.load_checkpoint(self.run_dir))
+        elif self.warmup_epochs == 0:
+            self._warmup_loss_pass()
+        for epoch in progress(range(self.epoch, self.n_epochs), desc="epochs",
+                              initial=self.epoch, total=self.n_epochs):
+            metrics = self._run_epoch(epoch)
+            self.history.append(metrics)
+            self.epoch = epoch + 1
+            checkpoint.save_checkpoint(self.run_dir, self._state())
+            checkpoint.write_metrics(self.run_dir, self.history)
+            self.logger.log(metrics)
+            log.info("epoch %d/%d %s", epoch + 1, self.n_epochs, _brief(metrics))
+        return self.recorder.to_dynamics(self.data.sample_keys, self._meta())
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
+        warmup = epoch < self.warmup_epochs
+        self._enter_phase("warmup" if warmup else "finetune")
+        torch.manual_seed(epoch_seed(self.cfg.seed, epoch))
+        order = self.sampler.order(epoch, warmup)
+        self.recorder.mark_presented(epoch, order)
+        lrs = {f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
+        start = time.perf_counter()
+        train = self._train_pass(epoch, order, warmup)
+        train_seconds = time.perf_counter() - start
+        if self.tracking == "eval":
+            self._predict(self.data.train_eval, lambda i, z: self.recorder.record(epoch, i, z))
+        if epoch == self.warmup_epochs - 1:
+            self._set_warmup_loss(epoch)
+        test_acc, test_bacc = self._test()
+        return {
+            "epoch": epoch + 1, "phase": self.phase, **train, **self._forgetting(epoch),
+            "test_acc": test_acc, "test_balanced_acc": test_bacc,
+            **lrs,
+            "presented": int(len(order)), "epoch_seconds": time.perf_counter() - start,
+            "images_per_s": len(order) / max(train_seconds, 1e-9),
+        }
+
+    def _train_pass(self, epoch: int, order: np.ndarray, warmup: bool) -> dict[str, float]:
+        set_train_mode(self.model, backbone_frozen=warmup)
+        loader = self._loader(self.data.train, batches(order, self.cfg.train.batch_size), epoch)
+        loss_sum = torch.zeros((), device=self.device)
+        hits = torch.zeros((), device=self.device, dtype=torch.long)
+        for x, y, idx in progress(loader, desc=f"train {epoch + 1}", leave=False):
+            y = y.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.net(self._prepare(x))
+            loss = F.cross_entropy(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            if self.tracking == "train":
+                self.recorder.record(epoch, idx, logits)
+            loss_sum += loss.detach() * len(y)
+            hits += (logits.detach().argmax(1) == y).sum()
+        return {"train_loss": loss_sum.item() / len(order), "train_acc": hits.item() / len(order)}
+
+    def _predict(self, dataset: Dataset, consume: Callable[[torch.Tensor, torch.Tensor], None]) -> None:
+        """A no-grad pass in eval mode over `dataset` in order; `consume(index, logits)` per batch."""
+        self.model.eval()
+        order = np.arange(len(dataset))
+        loader = self._loader(dataset, batches(order, self.cfg.train.eval_batch_size), 0)
+        with torch.inference_mode():
+            for x, _, idx in progress(loader, desc="eval", leave=False):
+                with self._autocast():
+                    logits = self.net(self._prepare(x))
+                consume(idx, logits.float())
+
+    def _test(self) -> tuple[float, float]:
+        preds = np.empty(len(self.data.test), np.int64)
+
+        def keep(idx: torch.Tensor, logits: torch.Tensor) -> None:
+            preds[idx.numpy()] = logits.argmax(1).cpu().numpy()
+
+        self._predict(self.data.test, keep)
+        labels = self.data.test_labels
+        return float(np.mean(preds == labels)), balanced_accuracy(labels, preds)
+
+    def _set_warmup_loss(self, epoch: int) -> None:
+        if self.tracking == "eval":
+            self.recorder.warmup_loss = self.recorder.arrays["loss"][epoch].astype(np.float32)
+        else:
+            self._warmup_loss_pass()
+
+    def _warmup_loss_pass(self) -> None:
+        """Eval loss of every training sample now (the end of head warmup)."""
+        labels = torch.as_tensor(self.data.labels)
+
+        def keep(idx: torch.Tensor, logits: torch.Tensor) -> None:
+            loss = sample_stats(logits, labels[idx].to(logits.device))["loss"]
+            self.recorder.warmup_loss[idx.numpy()] = loss.cpu().numpy()
+
+        self._predict(self.data.train_eval, keep)
+
+    def _forgetting(self, epoch: int) -> dict[str, float]:
+        """Forgetting events this epoch (vs each sample's previous observation), fraction correct."""
+        observed = self.recorder.arrays["observed"][epoch]
+        correct = self.recorder.arrays["correct"][epoch]
+        events = int(np.sum(observed & (self.last_correct == 1) & ~correct))
+        self.last_correct[observed] = correct[observed]
+        return {"forgetting_events": events, "frac_correct": float(np.mean(self.last_correct == 1))}
+
+    def _enter_phase(self, phase: str) -> None:
+        if phase == self.phase:
+            return
+        warmup = phase == "warmup"
+        freeze_backbone(self.model, frozen=warmup)
+        lr = self.cfg.arch.lr
+        groups = [{"name": "head", "params": head_parameters(self.model), "lr": lr.head}]
+        if not warmup:
+            groups.append({"name": "backbone", "params": backbone_parameters(self.model),
+                           "lr": lr.backbone})
+        n_epochs = self.warmup_epochs if warmup else self.cfg.train.epochs
+        steps = n_epochs * n_batches(self.sampler.epoch_size(warmup), self.cfg.train.batch_size)
+        self.optimizer = hydra.utils.instantiate(self.cfg.train.optimizer)(
+            groups, weight_decay=self.cfg.train.weight_decay)
+        self.scheduler = hydra.utils.instantiate(self.cfg.train.scheduler)(
+            self.optimizer, T_max=max(steps, 1))
+        self.phase = phase
+
+    def _loader(self, dataset: Dataset, batch_list: list[list[int]], epoch: int) -> DataLoader:
+        workers = int(self.cfg.train.num_workers)
+        return DataLoader(
+            dataset, batch_sampler=batch_list, num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch)),
+            persistent_workers=False,
+        )
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True).float()
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "phase": self.phase, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(), "recorder": self.recorder.state_dict(),
+            "history": self.history,
+        }
+
+    def _resume(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.recorder.load_state_dict(state["recorder"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.history, self.epoch = state["history"], state["epoch"]
+        next_phase = "warmup" if self.epoch < self.warmup_epochs else "finetune"
+        if state["phase"] == next_phase:
+            self._enter_phase(next_phase)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        for epoch in range(self.epoch):
+            self._forgetting(epoch)
+        log.info("resuming %s after epoch %d of %d", self.run_dir, self.epoch, self.n_epochs)
+
+    def _meta(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "dataset": self.data.name, "arch": cfg.arch.name, "model_name": cfg.arch.model_name,
+            "sampler": cfg.sampler.name, "seed": int(cfg.seed), "experiment": cfg.experiment,
+            "tracking_mode": self.tracking, "warmup_epochs": self.warmup_epochs,
+            "epochs": self.n_epochs,
+            "phases": ["warmup"] * self.warmup_epochs + ["finetune"] * int(cfg.train.epochs),
+            "class_names": self.data.class_names, "split": self.data.split,
+            "package_version": __version__, "git_commit": _git_commit(),
+            "final_test_acc": self.history[-1]["test_acc"],
+            "final_test_balanced_acc": self.history[-1]["test_balanced_acc"],
+            "timings": {"epoch_seconds": [m["epoch_seconds"] for m in self.history],
+                        "total_seconds": float(sum(m["epoch_seconds"] for m in self.history))},
+        }
+
+
+def _brief(metrics: dict[str, Any]) -> str:
+    keys = ("train_loss", "train_acc", "test_acc", "forgetting_events")
+    return " ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics[k], float) else
+                    f"{k}={metrics[k]}" for k in keys)
+
+
+
+def _git_commit() -> str | None:
+    """The commit of the source tree this package runs from, if it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
