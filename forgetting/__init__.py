@@ -1,4 +1,4 @@
-"""Which training samples a fine-tuned image classifier forgets, how fast, and whether that is stable."""
+"""Which training samples a fine-tuned classifier forgets, how fast, and whether that is stable."""
 
 from importlib.metadata import PackageNotFoundError, version
 

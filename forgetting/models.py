@@ -25,7 +25,7 @@ def create_model(
     img_size: int | None = None,
     drop_path_rate: float = 0.0,
 ) -> nn.Module:
-    """`timm.create_model` with a fresh `num_classes` head; fails fast when weights are unreachable."""
+    """`timm.create_model` with a new `num_classes` head; fails fast if weights are unreachable."""
     kwargs: dict = {"num_classes": num_classes, "drop_path_rate": drop_path_rate}
     if img_size is not None:
         kwargs["img_size"] = img_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -11,7 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from forgetting import checkpoint
-from forgetting.config import build, config_dir, register_schemas, validate
+from forgetting.config import ConfigError, build, config_dir, register_schemas, validate
+from forgetting.dynamics import RecordError
+from forgetting.models import PretrainedWeightsError
 from forgetting.training import Trainer
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,10 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    try:
+        run(cfg)
+    except (ConfigError, checkpoint.RunDirError, RecordError, PretrainedWeightsError) as exc:
+        sys.exit(f"forgetting-train: error: {exc}")
 
 
 if __name__ == "__main__":

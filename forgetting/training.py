@@ -1,4 +1,4 @@
-"""The training loop: head warmup, then fine-tuning, recording dynamics and checkpointing each epoch."""
+"""The training loop: head warmup then fine-tuning, recording dynamics, checkpointing each epoch."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from forgetting.models import (
 )
 
 log = logging.getLogger(__name__)
+Consumer = Callable[[torch.Tensor, torch.Tensor], None]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,7 +49,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def batches(order: np.ndarray, batch_size: int) -> list[list[int]]:
     """Split an epoch's order into batches; a last batch of one joins the previous (BatchNorm)."""
     chunks = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    if len(chunks) > 1 and len(chunks[-1]) == 1:
+    if len(chunks) > 1 and len(chunks[-1]) == 1 and batch_size > 1:
         chunks[-2].extend(chunks.pop())
     return chunks
 
@@ -56,7 +57,7 @@ def batches(order: np.ndarray, batch_size: int) -> list[list[int]]:
 def n_batches(size: int, batch_size: int) -> int:
     """len(batches(order, batch_size)) for an order of `size` samples."""
     count = -(-size // batch_size)
-    return count - 1 if count > 1 and size % batch_size == 1 else count
+    return count - 1 if count > 1 and size % batch_size == 1 and batch_size > 1 else count
 
 
 def balanced_accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
@@ -151,8 +152,8 @@ class Trainer:
             hits += (logits.detach().argmax(1) == y).sum()
         return {"train_loss": loss_sum.item() / len(order), "train_acc": hits.item() / len(order)}
 
-    def _predict(self, dataset: Dataset, consume: Callable[[torch.Tensor, torch.Tensor], None]) -> None:
-        """A no-grad pass in eval mode over `dataset` in order; `consume(index, logits)` per batch."""
+    def _predict(self, dataset: Dataset, consume: Consumer) -> None:
+        """A no-grad eval-mode pass over `dataset` in order; `consume(index, logits)` per batch."""
         self.model.eval()
         order = np.arange(len(dataset))
         loader = self._loader(dataset, batches(order, self.cfg.train.eval_batch_size), 0)
@@ -189,7 +190,7 @@ class Trainer:
         self._predict(self.data.train_eval, keep)
 
     def _forgetting(self, epoch: int) -> dict[str, float]:
-        """Forgetting events this epoch (vs each sample's previous observation), fraction correct."""
+        """Forgetting events this epoch (vs each sample's last observation) and fraction correct."""
         observed = self.recorder.arrays["observed"][epoch]
         correct = self.recorder.arrays["correct"][epoch]
         events = int(np.sum(observed & (self.last_correct == 1) & ~correct))

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY, compose_train
+
 from forgetting.checkpoint import load_checkpoint
 from forgetting.config import build
 from forgetting.dynamics import Dynamics, Recorder, RecordError, sample_stats
@@ -86,7 +86,7 @@ def test_train_mode_records_every_presented_sample_once(tmp_path: Path) -> None:
                                 "sampler.budget=0.5", "train.epochs=2"])
     record = Dynamics.load(run(cfg, run_dir=tmp_path) / "dynamics")
     np.testing.assert_array_equal(record.observed, record.presented)
-    assert record.presented.sum(1).tolist() == [1437, 719, 719]  # round(0.5 * 1437) = 719 (halves round up)
+    assert record.presented.sum(1).tolist() == [1437, 719, 719]  # round half up of 718.5
     assert not np.array_equal(record.presented[1], record.presented[2])
     assert np.isnan(record.loss[~record.observed]).all()
     assert np.isfinite(record.warmup_loss).all()

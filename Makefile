@@ -1,0 +1,28 @@
+# `make demo` and `make test` each create .venv and install the project into it if needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP_QUIET := 2>&1 | grep -v 'is neither a file nor a directory' ; test $${PIPESTATUS[0]} -eq 0
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]' $(PIP_QUIET)
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@start=$$(date +%s); \
+	WANDB_MODE=offline $(VENV)/bin/forgetting-train -m experiment=demo arch=resnet18,deit_tiny seed=0,1,2 && \
+	echo "demo done in $$(( $$(date +%s) - start )) s; records: outputs/demo/digits/<arch>/random/seed<k>/dynamics (Dynamics.load)"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) dist build outputs
