@@ -382,6 +382,7 @@ def _fit_chunk(
     tau = _tau(r.shape[1], model)
     prof = _Profile(r, w, tau, floor=model == "exp_floor")
     rate = _minimise(prof, _rate_grid(max_rate), max_rate)
+    rate[(r == 1.0).sum(1) == w.sum(1)] = 0.0  # all points 1: rate 0 fits exactly (floor moot)
     decayed = -np.expm1(-np.multiply.outer(rate, tau))  # 1 - exp(-rate tau), exact near 0
     if model == "exp_floor":
         # r - pred = (r - 1) + (1 - b) decayed: the best 1 - b in closed form, clipped to [0, 1]
