@@ -77,8 +77,13 @@ def _run_chunks(job: Callable[[slice], None], n: int, size: int, workers: int | 
         raise ValueError(f"chunk_size must be >= 1, got {size}")
     workers = _default_workers() if workers is None else workers
     blas = threadpool_limits(1, user_api="blas") if threadpool_limits else contextlib.nullcontext()
-    with blas, ThreadPoolExecutor(max(1, workers)) as pool:
-        list(pool.map(job, _chunks(n, size)))
+    with blas:
+        if workers <= 1:
+            for s in _chunks(n, size):
+                job(s)
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(job, _chunks(n, size)))
 
 
 # ---------------------------------------------------------------- events
@@ -167,8 +172,8 @@ def retention_traces(
     n_lags = n_epochs if max_lag is None else int(max_lag) + 1
     if n_lags < 1:
         raise ValueError(f"max_lag must be >= 0, got {max_lag}")
-    traces = np.full((n, n_lags), np.nan)
-    mask = np.zeros((n, n_lags), bool)
+    traces = np.empty((n, n_lags))
+    mask = np.empty((n, n_lags), bool)
 
     def job(s: slice) -> None:
         cs, os_ = np.ascontiguousarray(c[:, s]), np.ascontiguousarray(o[:, s])
@@ -176,21 +181,29 @@ def retention_traces(
             r, m = _survival(cs, os_, n_lags)
         else:
             r, m = _aligned(cs, os_, n_lags, running=kind == "running")
-        traces[s] = np.where(m, r, np.nan)
-        mask[s] = m
+        r[~m] = np.nan
+        _put_transposed(traces[s], r)
+        _put_transposed(mask[s], m)
 
     _run_chunks(job, n, chunk_size, workers)
     return traces, mask
 
 
+def _put_transposed(dst: np.ndarray, src: np.ndarray, tile: int = 512) -> None:
+    """dst[...] = src.T, in column tiles (a cache-friendly transpose)."""
+    for j in range(0, src.shape[1], tile):
+        dst[j : j + tile] = src[:, j : j + tile].T
+
+
 def _survival(c: np.ndarray, o: np.ndarray, n_lags: int) -> tuple[np.ndarray, np.ndarray]:
-    """Kaplan-Meier over learning episodes for one chunk: (C x K values, C x K at-risk mask)."""
+    """Kaplan-Meier over learning episodes for one chunk: (K x C values, K x C at-risk mask)."""
     n = c.shape[1]
     epoch = np.arange(c.shape[0], dtype=np.int32)[:, None]
     forget, learn = _transitions(c, o)
     began = _scan(np.maximum, np.where(learn, epoch, -1))  # the current episode's start
-    t, i = np.nonzero(forget)
-    lag = t - began[t, i]
+    at = np.flatnonzero(forget)
+    i = at % n
+    lag = at // n - began.ravel()[at]
     # an episode still running at the end is censored at the last observed epoch
     last = np.where(o, epoch, -1).max(0)
     running = np.flatnonzero(np.take_along_axis(c, np.maximum(last, 0)[None], 0)[0] & (last >= 0))
@@ -204,13 +217,13 @@ def _survival(c: np.ndarray, o: np.ndarray, n_lags: int) -> tuple[np.ndarray, np
     survive = np.ones(size)
     hit = np.flatnonzero(events)
     survive[hit] -= events[hit] / at_risk[hit]
-    return _scan(np.multiply, survive.reshape(n_lags, n)).T, (at_risk > 0).reshape(n_lags, n).T
+    return _scan(np.multiply, survive.reshape(n_lags, n)), (at_risk > 0).reshape(n_lags, n)
 
 
 def _aligned(
     c: np.ndarray, o: np.ndarray, n_lags: int, running: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """c(L+k) (or its running mean over observed lags) for one chunk: (C x K, C x K mask)."""
+    """c(L+k) (or its running mean over observed lags) for one chunk: (K x C, K x C mask)."""
     n_epochs = c.shape[0]
     learned = first_learned(c, o)
     idx = learned[None, :] + np.arange(n_lags)[:, None]
@@ -221,7 +234,7 @@ def _aligned(
     if running:
         with np.errstate(invalid="ignore", divide="ignore"):
             r = _scan(np.add, r) / _scan(np.add, m.astype(np.int32))
-    return r.T, m.T
+    return r, m
 
 
 # ---------------------------------------------------------------- decay fits
@@ -436,12 +449,17 @@ def _minimise(prof: _Profile, grid: np.ndarray, max_rate: float) -> np.ndarray:
 
 def _second_minimum(f_grid: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Per row, the best grid local minimum outside g's bracket [g-1, g+1]; -1 if none."""
-    pad = np.pad(f_grid, ((0, 0), (1, 1)), constant_values=np.inf)
-    local = (f_grid < pad[:, :-2]) & (f_grid <= pad[:, 2:])
-    local &= np.abs(np.arange(f_grid.shape[1]) - g[:, None]) > 1
-    cand = np.where(local, f_grid, np.inf)
+    f, inf = f_grid, np.inf
+    cand = np.empty_like(f)
+    inner = f[:, 1:-1]
+    np.copyto(cand[:, 1:-1], np.where((inner < f[:, :-2]) & (inner <= f[:, 2:]), inner, inf))
+    cand[:, 0] = np.where(f[:, 0] <= f[:, 1], f[:, 0], inf)
+    cand[:, -1] = np.where(f[:, -1] < f[:, -2], f[:, -1], inf)
+    rows = np.arange(len(g))
+    for step in (-1, 0, 1):
+        cand[rows, np.clip(g + step, 0, f.shape[1] - 1)] = inf
     best = cand.argmin(1)
-    return np.where(np.isfinite(cand[np.arange(len(g)), best]), best, -1)
+    return np.where(cand[rows, best] < inf, best, -1)
 
 
 def _newton(

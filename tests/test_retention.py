@@ -321,22 +321,25 @@ def test_half_life_conventions() -> None:
 # ---------------------------------------------------------------- oracle: scipy per sample
 
 
-def scipy_fit(lags: np.ndarray, y: np.ndarray, model: str, max_rate: float) -> tuple[float, float]:
-    """Best (SSE, rate) of scipy's bounded least squares from several starts."""
+def scipy_fit(
+    lags: np.ndarray, y: np.ndarray, model: str, max_rate: float, starts=(0.01, 0.3, 3.0)
+) -> tuple[float, float]:
+    """Best (SSE, rate) of scipy's bounded least squares from several starting rates."""
     tau = np.log1p(lags) if model == "power" else lags
     if model == "exp_floor":
-        starts, bounds = [[0.01, 0.5], [0.3, 0.5], [3.0, 0.5], [0.3, 0.0]], ([0, 0], [max_rate, 1])
+        x0s = [[rate, 0.5] for rate in starts] + [[0.3, 0.0]]
+        bounds = ([0, 0], [max_rate, 1])
 
         def residual(p):
             return p[1] + (1 - p[1]) * np.exp(-p[0] * tau) - y
     else:
-        starts, bounds = [[0.01], [0.3], [3.0]], ([0], [max_rate])
+        x0s, bounds = [[rate] for rate in starts], ([0], [max_rate])
 
         def residual(p):
             return np.exp(-p[0] * tau) - y
 
     tight = {"xtol": 1e-12, "ftol": 1e-12, "gtol": 1e-12, "method": "dogbox"}
-    results = [least_squares(residual, x0, bounds=bounds, **tight) for x0 in starts]
+    results = [least_squares(residual, x0, bounds=bounds, **tight) for x0 in x0s]
     best = min(results, key=lambda res: res.cost)
     return 2 * best.cost, float(best.x[0])
 
@@ -388,6 +391,26 @@ def test_fits_match_scipy_per_sample(model: str) -> None:
             compared += 1
             assert abs(fit.lam[i] - rate) <= tol, (i, fit.lam[i], rate)
     assert compared >= 0.7 * mask.any(1).sum()  # flat and plateau traces are the rest
+
+
+TWO_BASINS = {  # raw traces whose SSE has two local minima in the rate; the grid's best is
+    # not in the lower one, so the second basin must be refined too
+    "exp": [1, 0, NAN, 1, 0, 0, 0, 0, 0],
+    "exp_floor": [1, NAN, 0, NAN, 0, 1, NAN, 1, 0, 1, 0, 0, 0, 0, 0, 0, NAN, NAN, 0, 0],
+    "power": [1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0],
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_lower_of_two_basins_is_found(model: str) -> None:
+    trace = np.array(TWO_BASINS[model], dtype=float)
+    lags = np.flatnonzero(~np.isnan(trace)).astype(float)
+    fit = fit_decay(trace[None], model=model)
+    best = min(
+        scipy_fit(lags, trace[~np.isnan(trace)], model, max_rate=10.0, starts=[rate])[0]
+        for rate in np.geomspace(1e-3, 9.0, 30)
+    )
+    assert fit.sse[0] <= best + 1e-9
 
 
 # ---------------------------------------------------------------- planted truth
