@@ -68,11 +68,15 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
 
 
 def _default_workers() -> int:
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
 
 
 def _run_chunks(job: Callable[[slice], None], n: int, size: int, workers: int | None) -> None:
-    """Call `job` on every chunk of range(n), in `workers` threads, with single-threaded BLAS."""
+    """Call `job` on every chunk of range(n) in `workers` threads (default: cores, at most 4).
+
+    BLAS is held to one thread meanwhile (process-wide, via threadpoolctl when installed).
+    """
     if size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {size}")
     workers = _default_workers() if workers is None else workers
@@ -154,12 +158,15 @@ def retention_traces(
     observed: Any = None,
     kind: str = "survival",
     max_lag: int | None = None,
+    dtype: Any = np.float32,
     chunk_size: int = CHUNK,
     workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample retention r_i(k), k = 0..K-1 (K = max_lag + 1, default E): (traces, mask).
 
-    `traces` is N x K float64, NaN where `mask` (N x K bool) is False. `survival` is the
+    `traces` is N x K `dtype`, NaN where `mask` (N x K bool) is False; float32 by default (the
+    values are fractions of at most E episodes; it halves the largest array, 0.4 GB at
+    1M x 100, and fits still run in float64). `survival` is the
     Kaplan-Meier fraction of the sample's learning episodes still correct k epochs after the
     episode began (an episode ends at the first observed incorrect epoch; one still running at
     the last observed epoch is censored there); points are the lags with an episode at risk.
@@ -172,7 +179,7 @@ def retention_traces(
     n_lags = n_epochs if max_lag is None else int(max_lag) + 1
     if n_lags < 1:
         raise ValueError(f"max_lag must be >= 0, got {max_lag}")
-    traces = np.empty((n, n_lags))
+    traces = np.empty((n, n_lags), dtype)
     mask = np.empty((n, n_lags), bool)
 
     def job(s: slice) -> None:
@@ -300,7 +307,8 @@ def fit_decay(
     floor, sse, r2, aic NaN.
     """
     check_choice("model", model, MODELS)
-    r = np.asarray(traces, dtype=np.float64)
+    r = np.asarray(traces)
+    r = r if np.issubdtype(r.dtype, np.floating) else r.astype(np.float64)
     if r.ndim != 2:
         raise ValueError(f"traces must be a 2-D (samples x lags) array, got shape {r.shape}")
     m = np.isfinite(r) if mask is None else np.asarray(mask, dtype=bool)
@@ -309,6 +317,7 @@ def fit_decay(
     if not max_rate > 0:
         raise ValueError(f"max_rate must be > 0, got {max_rate}")
     out = {name: np.full(r.shape[0], np.nan) for name in ("lam", "floor", "sse", "r2", "aic")}
+    out["n_points"] = np.zeros(r.shape[0], np.int64)
     # rows sorted by the position of their last point, so each chunk fits only the lags it uses
     width = np.where(m.any(1), m.shape[1] - m[:, ::-1].argmax(1), 0)
     order = np.argsort(width, kind="stable")
@@ -316,13 +325,13 @@ def fit_decay(
     def job(s: slice) -> None:
         rows = order[s]
         cols = slice(0, max(int(width[rows[-1]]), 1))
-        rc = r[rows, cols]
+        rc = r[rows, cols].astype(np.float64)
         mc = m[rows, cols] & np.isfinite(rc)
         for name, value in _fit_chunk(rc, mc, model, min_points, max_rate).items():
             out[name][rows] = value
 
     _run_chunks(job, r.shape[0], chunk_size, workers)
-    return DecayFit(model=model, n_points=m.sum(1), **out)
+    return DecayFit(model=model, **out)
 
 
 def _tau(n_lags: int, model: str) -> np.ndarray:
@@ -409,8 +418,9 @@ def _fit_chunk(
     sse = (w * (r - pred) ** 2).sum(1)
     return {
         "lam": np.where(n > 0, rate, np.inf),
-        **_quality(r, m, n, sse, model, min_points),
         "floor": np.where(n > 0, floor, np.nan),
+        "n_points": m.sum(1),
+        **_quality(r, m, n, sse, model, min_points),
     }
 
 

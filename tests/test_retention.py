@@ -160,6 +160,14 @@ def test_survival_traces_by_hand() -> None:
     assert np.array_equal(mask, ~np.isnan(expected))
 
 
+def test_trace_dtype() -> None:
+    single, _ = retention_traces(CORRECT, OBSERVED)
+    double, _ = retention_traces(CORRECT, OBSERVED, dtype=np.float64)
+    assert single.dtype == np.float32 and double.dtype == np.float64
+    assert double[2, 1] == 1 / 3
+    np.testing.assert_allclose(single, double, rtol=1e-7)
+
+
 def test_raw_and_running_traces_by_hand() -> None:
     raw, raw_mask = retention_traces(CORRECT, OBSERVED, kind="raw")
     np.testing.assert_array_equal(
