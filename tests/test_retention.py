@@ -164,7 +164,7 @@ def test_trace_dtype() -> None:
     single, _ = retention_traces(CORRECT, OBSERVED)
     double, _ = retention_traces(CORRECT, OBSERVED, dtype=np.float64)
     assert single.dtype == np.float32 and double.dtype == np.float64
-    assert double[2, 1] == 1 / 3
+    assert double[2, 1] == pytest.approx(1 / 3, rel=1e-15)
     np.testing.assert_allclose(single, double, rtol=1e-7)
 
 
