@@ -319,6 +319,16 @@ def test_fit_arguments_are_checked() -> None:
         fit_decay(np.ones((2, 3)), chunk_size=0)
 
 
+def test_fit_is_independent_of_chunking_and_threads() -> None:
+    traces, mask = random_traces(np.random.default_rng(5), n=40)
+    for model in MODELS:
+        a = fit_decay(traces, mask, model=model, chunk_size=7, workers=3)
+        b = fit_decay(traces, mask, model=model, chunk_size=4096, workers=1)
+        assert np.array_equal(a.n_points, b.n_points)
+        for name in ("lam", "floor", "sse", "r2", "aic"):  # chunk widths change rounding only
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-6, atol=1e-12)
+
+
 def test_half_life_conventions() -> None:
     rates = np.array([0.0, math.log(2), np.inf, NAN])
     np.testing.assert_array_equal(half_life(rates), [np.inf, 1.0, 0.0, NAN])
