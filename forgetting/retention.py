@@ -7,7 +7,6 @@ chunks of samples, never over samples.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -16,13 +15,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from forgetting.dynamics import Dynamics
-
-try:  # installed with scikit-learn; multi-threaded BLAS is ~3x slower on our skinny products
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover - then BLAS keeps its own threading
-    threadpool_limits = None
 
 TRACE_KINDS = ("survival", "raw", "running")
 MODELS = ("exp", "exp_floor", "power")
@@ -75,13 +70,13 @@ def _default_workers() -> int:
 def _run_chunks(job: Callable[[slice], None], n: int, size: int, workers: int | None) -> None:
     """Call `job` on every chunk of range(n) in `workers` threads (default: cores, at most 4).
 
-    BLAS is held to one thread meanwhile (process-wide, via threadpoolctl when installed).
+    BLAS is held to one thread meanwhile (process-wide): multi-threaded BLAS is ~3x slower on
+    these skinny products.
     """
     if size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {size}")
     workers = _default_workers() if workers is None else workers
-    blas = threadpool_limits(1, user_api="blas") if threadpool_limits else contextlib.nullcontext()
-    with blas:
+    with threadpool_limits(1, user_api="blas"):
         if workers <= 1:
             for s in _chunks(n, size):
                 job(s)
