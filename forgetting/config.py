@@ -9,7 +9,7 @@ from typing import Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -24,6 +24,39 @@ class TrackingMode(Enum):
 class FloatDtype(Enum):
     float32 = "float32"
     float16 = "float16"
+
+
+class Job(Enum):
+    forgetting_sets = "forgetting_sets"
+    fit_quality = "fit_quality"
+    seed_stability = "seed_stability"
+    class_report = "class_report"
+    warmup_decay = "warmup_decay"
+    sampler_comparison = "sampler_comparison"
+    ensemble = "ensemble"
+    data_map = "data_map"
+
+
+class TraceKind(Enum):
+    survival = "survival"
+    raw = "raw"
+    running = "running"
+
+
+class DecayModel(Enum):
+    exp = "exp"
+    exp_floor = "exp_floor"
+    power = "power"
+
+
+class Score(Enum):
+    events = "events"
+    decay = "decay"
+
+
+class RunsSource(Enum):
+    local = "local"
+    wandb = "wandb"
 
 
 @dataclass
@@ -118,10 +151,56 @@ class TrainRunConfig:
     overwrite: bool = False
 
 
+@dataclass
+class AnalysisOptions:
+    jobs: list[Job] = field(default_factory=lambda: list(Job))
+    top_q: float = 0.1
+    trace: TraceKind = TraceKind.survival
+    model: DecayModel = DecayModel.exp
+    score: Score = Score.events
+    include_warmup: bool = False
+    min_points: int = 3
+    el2n_epochs: int = 5
+    bootstrap: int = 1000
+    seed: int = 0
+    max_table_rows: int = 20
+
+
+@dataclass
+class WandbRunsConfig:
+    project: str = "forgetting"
+    entity: str | None = None
+    group: str = "${name}"
+    cache_dir: str = "${oc.env:HOME,.}/.cache/forgetting/wandb"
+
+
+@dataclass
+class RunsConfig:
+    source: RunsSource = RunsSource.local
+    root: str = "outputs/default"
+    dataset: list[str] | None = None
+    arch: list[str] | None = None
+    sampler: list[str] | None = None
+    seed: list[int] | None = None
+    intersect: bool = False
+    wandb: WandbRunsConfig = field(default_factory=WandbRunsConfig)
+
+
+@dataclass
+class AnalyzeConfig:
+    analysis: AnalysisOptions = MISSING
+    logger: Any = MISSING
+    runs: RunsConfig = field(default_factory=RunsConfig)
+    name: str = "${basename:${runs.root}}"
+
+
 def register_schemas() -> None:
     """Make the schemas available to the YAML configs (`defaults: [/schema/<group>/<name>]`)."""
+    OmegaConf.register_new_resolver("basename", lambda p: Path(p).name or "runs", replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainRunConfig)
+    cs.store(name="analyze_schema", node=AnalyzeConfig)
+    cs.store(group="schema/analysis", name="options", node=AnalysisOptions)
     cs.store(group="schema/arch", name="timm", node=ArchConfig)
     cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
     cs.store(group="schema/sampler", name="random", node=RandomSamplerConfig)
@@ -148,6 +227,18 @@ def validate(cfg: DictConfig) -> None:
             f"sampler.budget={budget} is invalid: it is the fraction of training samples "
             "presented per fine-tuning epoch and must lie in (0, 1]"
         )
+
+
+def validate_analysis(cfg: DictConfig) -> None:
+    """Range checks of the analysis options; raise ConfigError naming the key."""
+    top_q = cfg.analysis.top_q
+    if not 0.0 < top_q <= 1.0:
+        raise ConfigError(f"analysis.top_q={top_q} is invalid: it must lie in (0, 1]")
+    _at_least(cfg, "analysis.min_points", 2)
+    _at_least(cfg, "analysis.el2n_epochs", 1)
+    _at_least(cfg, "analysis.bootstrap", 100)
+    if not cfg.analysis.jobs:
+        raise ConfigError(f"analysis.jobs is empty: choose from {[j.value for j in Job]}")
 
 
 def _at_least(cfg: DictConfig, key: str, low: int) -> None:

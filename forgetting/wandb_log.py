@@ -89,6 +89,21 @@ class WandbLogger:
         self.run.log_artifact(artifact)
 
     @_guarded
+    def log_tables(self, tables: dict[str, Any]) -> None:
+        """Log pandas DataFrames as `wandb.Table`s."""
+        import wandb
+
+        if self.run is not None and tables:
+            self.run.log({k: wandb.Table(dataframe=v) for k, v in tables.items()})
+
+    @_guarded
+    def log_images(self, images: dict[str, Path]) -> None:
+        import wandb
+
+        if self.run is not None and images:
+            self.run.log({k: wandb.Image(str(v)) for k, v in images.items()})
+
+    @_guarded
     def finish(self) -> None:
         if self.run is not None:
             self.run.finish()
@@ -105,6 +120,12 @@ class NullLogger:
         """Log nothing."""
 
     def log_artifact(self, *args: Any, **kwargs: Any) -> None:
+        """Log nothing."""
+
+    def log_tables(self, tables: dict[str, Any]) -> None:
+        """Log nothing."""
+
+    def log_images(self, images: dict[str, Path]) -> None:
         """Log nothing."""
 
     def finish(self) -> None:
