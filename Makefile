@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_QUIET := 2>&1 | grep -v 'is neither a file nor a directory' ; test $${PIPESTATUS[0]} -eq 0
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean readme-report
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@start=$$(date +%s); \
 	WANDB_MODE=offline $(VENV)/bin/forgetting-train -m experiment=demo arch=resnet18,deit_tiny seed=0,1,2 && \
-	echo "demo done in $$(( $$(date +%s) - start )) s; records: outputs/demo/digits/<arch>/random/seed<k>/dynamics (Dynamics.load)"
+	echo "records: outputs/demo/digits/<arch>/random/seed<k>/dynamics (Dynamics.load)" && \
+	WANDB_MODE=offline $(VENV)/bin/forgetting-analyze runs.root=outputs/demo && \
+	echo "demo done in $$(( $$(date +%s) - start )) s"
+
+# Refresh the README's demo-report excerpt from the newest demo report.
+readme-report: $(STAMP)
+	$(PY) -m forgetting.report README.md "$$(ls -td outputs/analysis/demo/*/ | head -1)report.md"
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,28 @@ def excerpt(report: Path) -> str:
         if keep and line.startswith("|"):
             out.append(line)
     return "\n".join(out).strip() + "\n"
+
+
+START, END = "<!-- demo-report:start -->", "<!-- demo-report:end -->"
+
+
+def update_readme(readme: Path, report: Path) -> None:
+    """Replace the README's demo-report excerpt by the headline tables of `report`."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} has no {START} ... {END} block to fill")
+    body = f"{START}\n_From `{report}`:_\n\n{excerpt(report)}{END}"
+    pattern = re.escape(START) + ".*?" + re.escape(END)
+    atomic_write(readme, re.sub(pattern, lambda _: body, text, flags=re.S).encode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Put a report's headline tables into the README.")
+    parser.add_argument("readme", type=Path)
+    parser.add_argument("report", type=Path)
+    args = parser.parse_args()
+    update_readme(args.readme, args.report)
+
+
+if __name__ == "__main__":
+    main()

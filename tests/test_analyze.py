@@ -189,3 +189,14 @@ def test_no_runs_says_where_it_looked(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert f"no finished runs under {tmp_path}" in out.stderr
     assert "dynamics/meta.json" in out.stderr
+
+
+def test_readme_excerpt_is_the_reports_headline(results: dict, tmp_path: Path) -> None:
+    from forgetting.report import END, START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
+    update_readme(readme, results["_out"] / "report.md")
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("rest\n") and "old" not in text
+    assert "| Jaccard top-10%, deit_small vs resnet18 | 0.250 (chance 0.053) |" in text

@@ -53,7 +53,7 @@ def test_unwritable_run_dir_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_experiment_config_only_overrides() -> None:
     cfg = compose_train(["experiment=demo"])
-    assert cfg.experiment == "demo" and cfg.train.epochs == 4
+    assert cfg.experiment == "demo" and cfg.train.epochs == 6
     assert compose_train([]).experiment == "default"
 
 
