@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from forgetting import plots, stats
-from forgetting.retention import DecayFit, Summary, fit_decay, retention_traces, summarise
+from forgetting.retention import (
+    DecayFit,
+    Summary,
+    fit_decay,
+    pooled_survival,
+    retention_traces,
+    summarise,
+)
 from forgetting.runs import Run
 
 PUBLISHED = {
@@ -234,14 +241,11 @@ def _aic_wins(fits: dict[tuple[str, str], dict[tuple[str, str], DecayFit]]) -> p
 
 def _fit_figures(ctx: Context, sec: Section, r2: dict[str, np.ndarray]) -> None:
     by_arch = ctx.by("arch")
-    curves = {}
-    for (arch,), runs in by_arch.items():
-        traces = [ctx.traces(r, ctx.opt.trace) for r in runs]
-        stacked = np.concatenate([np.where(m, t, np.nan) for t, m in traces])
-        keep = np.isfinite(stacked).any(0)
-        curves[arch] = np.nanmean(stacked[:, keep], axis=0) if keep.any() else np.array([])
+    curves = {arch: pooled_survival(np.concatenate([_analysed(ctx, r)[0] for r in runs], axis=1),
+                                    np.concatenate([_analysed(ctx, r)[1] for r in runs], axis=1))
+              for (arch,), runs in by_arch.items()}
     sec.figures.append(plots.retention_curves(curves, ctx.figure("retention_curves"),
-                                              f"{ctx.dataset}: {ctx.opt.trace} retention"))
+                                              f"{ctx.dataset}: retention (Kaplan-Meier, pooled)"))
     lam = {a: np.concatenate([ctx.summary(r).lam for r in rs]) for (a,), rs in by_arch.items()}
     sec.figures.append(plots.distributions(r2, ctx.figure("r2_distribution"), "R^2",
                                            f"{ctx.dataset}: fit R^2 ({ctx.opt.model})"))

@@ -21,11 +21,11 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def retention_curves(curves: Mapping[str, np.ndarray], path: Path, title: str) -> Path:
-    """Mean retention r(k) against lag k, one line per architecture."""
+    """Retention r(k) against lag k, one line per architecture."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, curve in curves.items():
         ax.plot(np.arange(len(curve)), curve, marker=".", label=name)
-    ax.set(xlabel="epochs since learning (k)", ylabel="mean retention r(k)", ylim=(0, 1.02),
+    ax.set(xlabel="epochs since learning (k)", ylabel="retention r(k)", ylim=(0, 1.02),
            title=title)
     ax.legend()
     return _save(fig, path)

@@ -199,6 +199,15 @@ def _put_transposed(dst: np.ndarray, src: np.ndarray, tile: int = 512) -> None:
 
 def _survival(c: np.ndarray, o: np.ndarray, n_lags: int) -> tuple[np.ndarray, np.ndarray]:
     """Kaplan-Meier over learning episodes for one chunk: (K x C values, K x C at-risk mask)."""
+    events, at_risk = _episode_counts(c, o, n_lags)
+    survive = np.ones(events.size)
+    hit = np.flatnonzero(events)
+    survive[hit] -= events.ravel()[hit] / at_risk.ravel()[hit]
+    return _scan(np.multiply, survive.reshape(events.shape)), at_risk > 0
+
+
+def _episode_counts(c: np.ndarray, o: np.ndarray, n_lags: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per lag and sample: episodes forgotten at that lag, and episodes at risk (K x C each)."""
     n = c.shape[1]
     epoch = np.arange(c.shape[0], dtype=np.int32)[:, None]
     forget, learn = _transitions(c, o)
@@ -214,12 +223,24 @@ def _survival(c: np.ndarray, o: np.ndarray, n_lags: int) -> tuple[np.ndarray, np
     size = n_lags * n
     ends = np.bincount(np.minimum(end_lag, n_lags - 1) * n + end_at, minlength=size)
     inside = lag < n_lags
-    events = np.bincount(lag[inside] * n + i[inside], minlength=size)
-    at_risk = _scan(np.add, ends.reshape(n_lags, n), reverse=True).ravel()
-    survive = np.ones(size)
-    hit = np.flatnonzero(events)
-    survive[hit] -= events[hit] / at_risk[hit]
-    return _scan(np.multiply, survive.reshape(n_lags, n)), (at_risk > 0).reshape(n_lags, n)
+    events = np.bincount(lag[inside] * n + i[inside], minlength=size).reshape(n_lags, n)
+    at_risk = _scan(np.add, ends.reshape(n_lags, n), reverse=True)
+    return events, at_risk
+
+
+def pooled_survival(correct: Any, observed: Any = None, max_lag: int | None = None) -> np.ndarray:
+    """Kaplan-Meier retention r(k) over the learning episodes of all samples together, (K,).
+
+    The population curve (one estimate from every episode at risk at each lag), not a mean of
+    per-sample curves, which would over-represent samples with long episodes at long lags.
+    NaN from the first lag with no episode at risk.
+    """
+    c, o = as_record(correct, observed)
+    n_lags = c.shape[0] if max_lag is None else int(max_lag) + 1
+    events, at_risk = _episode_counts(c, o, n_lags)
+    e, r = events.sum(1), at_risk.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.cumprod(np.where(r > 0, 1.0 - e / r, np.nan))
 
 
 def _aligned(

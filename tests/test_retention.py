@@ -23,6 +23,7 @@ from forgetting.retention import (
     half_life,
     learning_events,
     never_learned,
+    pooled_survival,
     retention_traces,
     summarise,
     transitions,
@@ -532,3 +533,19 @@ def test_summary_arguments_are_checked() -> None:
         summarise(make_dynamics(), el2n_epochs=0)
     with pytest.raises(ValueError, match="include_warmup=True"):
         summarise(dataclasses.replace(make_dynamics(), meta={"warmup_epochs": 8}))
+
+
+def test_pooled_survival_by_hand() -> None:
+    # sample 0: episodes of 2 (forgotten at lag 2) then one censored at lag 0;
+    # sample 1: one episode forgotten at lag 1; sample 2: one episode running to the end.
+    correct = np.array([[1, 1, 1], [1, 0, 1], [0, 0, 1], [1, 0, 1]], bool)
+    r = pooled_survival(correct)
+    # lag 0: 4 episodes at risk, none ends; lag 1: 3 at risk (censored one left), 1 forgotten;
+    # lag 2: 2 at risk, 1 forgotten; lag 3: 1 at risk (sample 2), none forgotten.
+    np.testing.assert_allclose(r, [1.0, 2 / 3, 1 / 3, 1 / 3])
+
+
+def test_pooled_survival_matches_a_per_sample_curve_for_one_sample() -> None:
+    correct = np.array([[1], [1], [0], [1], [0], [1]], bool)
+    traces, mask = retention_traces(correct)
+    np.testing.assert_allclose(pooled_survival(correct)[mask[0]], traces[0][mask[0]])
