@@ -137,13 +137,19 @@ class SpacedRepetitionSampler(_Scheduled):
 def online_decay(correct: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Per-sample lam of a partial record (T x N), as `summarise` computes it with its defaults:
     +inf never learned (or never observed), 0 unforgettable, else the `exp` fit to the survival
-    trace. Only samples with a forgetting event are fitted (the others need no fit)."""
+    trace. Only samples with a forgetting event need a fit, and samples with the same
+    (correct, observed) history have the same trace and fit: each distinct history is fitted once.
+    """
     c, o = as_record(correct, observed)
     never = first_learned(c, o) < 0
     lam = np.where(never, np.inf, 0.0)
     fit = np.flatnonzero(~never & (forgetting_events(c, o) > 0))
     if fit.size:
-        lam[fit] = fit_decay(*retention_traces(c[:, fit], o[:, fit])).lam
+        history = np.ascontiguousarray(np.packbits(np.concatenate([c[:, fit], o[:, fit]]), 0).T)
+        _, first, inverse = np.unique(history.view(f"V{history.shape[1]}").ravel(),
+                                      return_index=True, return_inverse=True)
+        rows = fit[first]
+        lam[fit] = fit_decay(*retention_traces(c[:, rows], o[:, rows])).lam[inverse.ravel()]
     return lam
 
 
