@@ -7,6 +7,7 @@ fine-tuning epoch (the online sampler re-fits lam on the whole partial record ev
 
     python benchmarks/bench_samplers.py              # N = 1,000,000, E = 30, budget 0.5
     python benchmarks/bench_samplers.py --n 20000    # quick
+    python benchmarks/bench_samplers.py --tracking train   # observed = presented
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--budget", type=float, default=0.5)
+    parser.add_argument("--tracking", choices=("eval", "train"), default="eval",
+                        help="eval: every sample observed each epoch; train: the presented ones")
     parser.add_argument("--samplers", default="random,spaced_repetition,"
                         "spaced_repetition_online,leitner")
     args = parser.parse_args()
@@ -54,13 +57,17 @@ def main() -> None:
         "spaced_repetition_online": lambda: OnlineSpacedRepetitionSampler(args.n, 0, args.budget),
         "leitner": lambda: LeitnerSampler(args.n, 0, args.budget),
     }
-    print(f"N = {args.n:,}, E = {args.epochs} (1 warmup), budget {args.budget}")
+    print(f"N = {args.n:,}, E = {args.epochs} (1 warmup), budget {args.budget}, "
+          f"tracking {args.tracking}")
     for name in args.samplers.split(","):
         sampler = make[name]()
         seconds = []
         for epoch in range(args.epochs):
             start = time.perf_counter()
-            sampler.order(epoch, epoch == 0)
+            order = sampler.order(epoch, epoch == 0)
+            if args.tracking == "train":
+                observed[epoch] = False
+                observed[epoch, order] = True
             sampler.observe(epoch, correct[epoch], observed[epoch])
             if epoch:
                 seconds.append(time.perf_counter() - start)

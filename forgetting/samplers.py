@@ -155,7 +155,8 @@ def online_decay(correct: np.ndarray, observed: np.ndarray) -> np.ndarray:
 
 class OnlineSpacedRepetitionSampler(_Scheduled):
     """Spaced repetition with `lam` re-fitted after every fine-tuning epoch from this run's own
-    record so far (`online_decay`); samples with no estimate yet are due first."""
+    record so far (`online_decay`); samples with no estimate yet are due first. Only samples
+    observed in the epoch are refitted (with `tracking.mode=train`, the presented ones)."""
 
     def __init__(self, n_samples: int, seed: int, budget: float = 1.0) -> None:
         super().__init__(n_samples, seed, budget)
@@ -168,7 +169,9 @@ class OnlineSpacedRepetitionSampler(_Scheduled):
             return
         self.correct = np.concatenate([self.correct, np.asarray(correct, bool)[None]])
         self.observed = np.concatenate([self.observed, np.asarray(observed, bool)[None]])
-        self.lam = online_decay(self.correct, self.observed)
+        # an unobserved epoch leaves a sample's trace (and fit) as it was: refit the observed
+        changed = np.flatnonzero(self.observed[-1])
+        self.lam[changed] = online_decay(self.correct[:, changed], self.observed[:, changed])
 
     def _priority(self, epoch: int) -> tuple[np.ndarray, ...]:
         return self._retention_priority(self.lam, epoch)
