@@ -16,7 +16,7 @@ from forgetting.samplers import budget_count
 from forgetting.train import run
 
 # tracking.mode=train: only presented samples are observed (the online sampler's "no estimate")
-STUDY = TINY + ["train.epochs=4", "sampler.budget=0.4", "tracking.mode=train"]
+STUDY = TINY + ["train.epochs=3", "sampler.budget=0.4", "tracking.mode=train"]
 
 
 class Crash(Exception):
@@ -40,13 +40,13 @@ def test_crashed_run_resumes_to_a_bit_identical_record(
     whole = run(cfg, run_dir=tmp_path / "whole")
     write_metrics, calls = checkpoint.write_metrics, []
 
-    def crash_after_three_epochs(run_dir: Path, history: list) -> None:
+    def crash_after_two_epochs(run_dir: Path, history: list) -> None:
         write_metrics(run_dir, history)  # the epoch's checkpoint is on disk: then it dies
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == 2:  # warmup + one fine-tuning epoch
             raise Crash
 
-    monkeypatch.setattr(checkpoint, "write_metrics", crash_after_three_epochs)
+    monkeypatch.setattr(checkpoint, "write_metrics", crash_after_two_epochs)
     with pytest.raises(Crash):
         run(cfg, run_dir=tmp_path / "run")
     assert not checkpoint.is_finished(tmp_path / "run")
@@ -55,7 +55,7 @@ def test_crashed_run_resumes_to_a_bit_identical_record(
     a, b = Dynamics.load(whole / "dynamics"), Dynamics.load(tmp_path / "run" / "dynamics")
     for field in PER_SAMPLE + PER_EPOCH:
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
-    assert a.presented[1:].sum(1).tolist() == [budget_count(0.4, 1437)] * 4
+    assert a.presented[1:].sum(1).tolist() == [budget_count(0.4, 1437)] * 3
     assert a.presented[0].all() and a.meta["sampler"] == name
     random = Dynamics.load(reference / "dynamics")
     assert not np.array_equal(a.presented, random.presented)
@@ -70,11 +70,11 @@ def test_static_sampler_without_its_reference_fails_before_training(tmp_path: Pa
 
 def test_two_arm_sweep_through_the_cli_then_the_sampler_comparison(tmp_path: Path) -> None:
     sweep = tmp_path / "sampler_study"
-    out = cli(["-m", "experiment=sampler_study", "sampler=random,spaced_repetition", "seed=0,1",
+    out = cli(["-m", "experiment=sampler_study", "sampler=random,spaced_repetition", "seed=0",
                f"hydra.sweep.dir={sweep}", *TINY, "train.epochs=2"], cwd=REPO)
     assert out.returncode == 0, out.stderr
     for arm in ("random", "spaced_repetition"):
-        for seed in (0, 1):
+        for seed in (0,):
             record = Dynamics.load(sweep / "digits" / "resnet18" / arm / f"seed{seed}" / "dynamics")
             assert record.presented[1:].sum(1).tolist() == [budget_count(0.5, 1437)] * 2
     analysis = subprocess.run(
