@@ -95,6 +95,29 @@ class RandomSamplerConfig:
 
 
 @dataclass
+class SpacedRepetitionSamplerConfig:
+    _target_: str = "forgetting.samplers.SpacedRepetitionSampler"
+    name: str = "spaced_repetition"
+    budget: float = 1.0
+    reference: str = "auto"
+
+
+@dataclass
+class OnlineSpacedRepetitionSamplerConfig:
+    _target_: str = "forgetting.samplers.OnlineSpacedRepetitionSampler"
+    name: str = "spaced_repetition_online"
+    budget: float = 1.0
+
+
+@dataclass
+class LeitnerSamplerConfig:
+    _target_: str = "forgetting.samplers.LeitnerSampler"
+    name: str = "leitner"
+    budget: float = 1.0
+    decks: int = 5
+
+
+@dataclass
 class WandbConfig:
     _target_: str = "forgetting.wandb_log.WandbLogger"
     project: str = "forgetting"
@@ -204,6 +227,10 @@ def register_schemas() -> None:
     cs.store(group="schema/arch", name="timm", node=ArchConfig)
     cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
     cs.store(group="schema/sampler", name="random", node=RandomSamplerConfig)
+    cs.store(group="schema/sampler", name="spaced_repetition", node=SpacedRepetitionSamplerConfig)
+    cs.store(group="schema/sampler", name="spaced_repetition_online",
+             node=OnlineSpacedRepetitionSamplerConfig)
+    cs.store(group="schema/sampler", name="leitner", node=LeitnerSamplerConfig)
     cs.store(group="schema/logger", name="wandb", node=WandbConfig)
     cs.store(group="schema/logger", name="none", node=NoLoggerConfig)
 
@@ -227,6 +254,8 @@ def validate(cfg: DictConfig) -> None:
             f"sampler.budget={budget} is invalid: it is the fraction of training samples "
             "presented per fine-tuning epoch and must lie in (0, 1]"
         )
+    if "decks" in cfg.sampler:
+        _at_least(cfg, "sampler.decks", 1)
 
 
 def validate_analysis(cfg: DictConfig) -> None:

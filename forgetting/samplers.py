@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from forgetting.config import ConfigError
+from forgetting.dynamics import Dynamics, RecordError
+from forgetting.retention import (
+    as_record,
+    first_learned,
+    fit_decay,
+    forgetting_events,
+    retention_traces,
+    summarise,
+)
 
 
 def budget_count(budget: float, n_samples: int) -> int:
@@ -46,3 +59,237 @@ class RandomSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore: every epoch's draw is a function of (seed, epoch)."""
+
+    def observe(self, epoch: int, correct: np.ndarray, observed: np.ndarray) -> None:
+        """The record of `epoch` is complete: nothing to learn from it (uniform sampling)."""
+
+
+def _ranked(keys: tuple[np.ndarray, ...], count: int, seed: int, epoch: int) -> np.ndarray:
+    """The `count` samples first in the lexicographic order of `keys` (earlier keys first),
+    ties in a seeded random order, presented in a seeded random order."""
+    n = len(keys[0])
+    tie = epoch_rng(seed, epoch, 1).permutation(n)
+    chosen = np.lexsort((tie, *reversed(keys)))[:count]
+    return chosen[epoch_rng(seed, epoch, 2).permutation(count)]
+
+
+class _Scheduled(RandomSampler):
+    """Warmup epochs and budget 1 present everyone; otherwise the `round(b N)` first by
+    `_priority(epoch)`. Remembers the epoch each sample was last presented (state)."""
+
+    def __init__(self, n_samples: int, seed: int, budget: float = 1.0) -> None:
+        super().__init__(n_samples, seed, budget)
+        self.last_presented = np.full(n_samples, -1, np.int64)
+        self._presented = np.zeros(n_samples, bool)  # this epoch's (order -> observe)
+        self._warmup = True
+
+    def order(self, epoch: int, warmup: bool) -> np.ndarray:
+        """Indices to present in `epoch`; call once per epoch (it updates `last_presented`)."""
+        size = self.epoch_size(warmup)
+        if size == self.n_samples:
+            chosen = epoch_rng(self.seed, epoch).permutation(self.n_samples)
+        else:
+            chosen = _ranked(self._priority(epoch), size, self.seed, epoch)
+        self.last_presented[chosen] = epoch
+        self._presented[:] = False
+        self._presented[chosen] = True
+        self._warmup = warmup
+        return chosen
+
+    def _priority(self, epoch: int) -> tuple[np.ndarray, ...]:
+        raise NotImplementedError
+
+    def _retention_priority(self, lam: np.ndarray, epoch: int) -> tuple[np.ndarray, ...]:
+        """(not never-learned, R): never-learned (or unestimated, NaN) first, then lowest
+        predicted retention R = exp(-lam (t - last_presented))."""
+        due = ~np.isfinite(lam)
+        with np.errstate(invalid="ignore", over="ignore"):
+            retention = np.exp(-np.where(due, 0.0, lam) * (epoch - self.last_presented))
+        return ~due, np.where(due, 0.0, retention)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_presented": self.last_presented.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_presented = np.asarray(state["last_presented"], np.int64).copy()
+
+
+class SpacedRepetitionSampler(_Scheduled):
+    """Static spaced repetition (the study's): decay constants `lam` (N,) of a reference run.
+
+    Each fine-tuning epoch t presents the `round(b N)` samples with the lowest predicted
+    retention `exp(-lam_i (t - last_presented_i))`: never-learned (lam = +inf) first, ties
+    (e.g. the unforgettable, lam = 0, R = 1) in a seeded random order, which is the uniform fill.
+    `lam` comes from `reference_decay` (train.py resolves `sampler.reference`).
+    """
+
+    def __init__(self, n_samples: int, seed: int, lam: np.ndarray, budget: float = 1.0) -> None:
+        super().__init__(n_samples, seed, budget)
+        lam = np.asarray(lam, np.float64)
+        if lam.shape != (n_samples,):
+            raise ValueError(f"lam has shape {lam.shape}, expected ({n_samples},)")
+        self.lam = lam
+
+    def _priority(self, epoch: int) -> tuple[np.ndarray, ...]:
+        return self._retention_priority(self.lam, epoch)
+
+
+def online_decay(correct: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Per-sample lam of a partial record (T x N), as `summarise` computes it with its defaults:
+    +inf never learned (or never observed), 0 unforgettable, else the `exp` fit to the survival
+    trace. Only samples with a forgetting event need a fit, and samples with the same
+    (correct, observed) history have the same trace and fit: each distinct history is fitted once.
+    """
+    c, o = as_record(correct, observed)
+    never = first_learned(c, o) < 0
+    lam = np.where(never, np.inf, 0.0)
+    fit = np.flatnonzero(~never & (forgetting_events(c, o) > 0))
+    if fit.size:
+        history = np.ascontiguousarray(np.packbits(np.concatenate([c[:, fit], o[:, fit]]), 0).T)
+        _, first, inverse = np.unique(history.view(f"V{history.shape[1]}").ravel(),
+                                      return_index=True, return_inverse=True)
+        rows = fit[first]
+        lam[fit] = fit_decay(*retention_traces(c[:, rows], o[:, rows])).lam[inverse.ravel()]
+    return lam
+
+
+class OnlineSpacedRepetitionSampler(_Scheduled):
+    """Spaced repetition with `lam` re-fitted after every fine-tuning epoch from this run's own
+    record so far (`online_decay`); samples with no estimate yet are due first. Only samples
+    observed in the epoch are refitted (with `tracking.mode=train`, the presented ones)."""
+
+    def __init__(self, n_samples: int, seed: int, budget: float = 1.0) -> None:
+        super().__init__(n_samples, seed, budget)
+        self.correct = np.zeros((0, n_samples), bool)
+        self.observed = np.zeros((0, n_samples), bool)
+        self.lam = np.full(n_samples, np.inf)
+
+    def observe(self, epoch: int, correct: np.ndarray, observed: np.ndarray) -> None:
+        if self._warmup:
+            return
+        self.correct = np.concatenate([self.correct, np.asarray(correct, bool)[None]])
+        self.observed = np.concatenate([self.observed, np.asarray(observed, bool)[None]])
+        # an unobserved epoch leaves a sample's trace (and fit) as it was: refit the observed
+        changed = np.flatnonzero(self.observed[-1])
+        self.lam[changed] = online_decay(self.correct[:, changed], self.observed[:, changed])
+
+    def _priority(self, epoch: int) -> tuple[np.ndarray, ...]:
+        return self._retention_priority(self.lam, epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "correct": self.correct.copy(),
+                "observed": self.observed.copy(), "lam": self.lam.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.correct = np.asarray(state["correct"], bool).copy()
+        self.observed = np.asarray(state["observed"], bool).copy()
+        self.lam = np.asarray(state["lam"], np.float64).copy()
+
+
+class LeitnerSampler(_Scheduled):
+    """Leitner queues (Amiri et al. 2017 style): decks 0..D-1, deck d is due every 2^d epochs.
+
+    Every sample starts in deck 0. After each fine-tuning epoch a presented sample observed
+    correct moves up one deck (at most D-1); any observed sample with a forgetting event (correct
+    at its previous fine-tuning observation, incorrect now) drops to deck 0. Each epoch presents
+    the `round(b N)` most overdue samples, by `(t - last_presented) / 2^deck` descending (the due
+    ones have a ratio >= 1), then lower deck, then a seeded random order: the due decks are
+    reviewed and the budget is filled with the next most overdue.
+    """
+
+    def __init__(self, n_samples: int, seed: int, budget: float = 1.0, decks: int = 5) -> None:
+        super().__init__(n_samples, seed, budget)
+        if decks < 1:
+            raise ValueError(f"sampler.decks={decks} must be >= 1")
+        self.decks = decks
+        self.deck = np.zeros(n_samples, np.int64)
+        self.last_correct = np.full(n_samples, -1, np.int8)
+
+    def observe(self, epoch: int, correct: np.ndarray, observed: np.ndarray) -> None:
+        if self._warmup:
+            return
+        correct, observed = np.asarray(correct, bool), np.asarray(observed, bool)
+        promote = self._presented & observed & correct
+        forgot = observed & (self.last_correct == 1) & ~correct
+        self.deck[promote] = np.minimum(self.deck[promote] + 1, self.decks - 1)
+        self.deck[forgot] = 0
+        self.last_correct[observed] = correct[observed]
+
+    def _priority(self, epoch: int) -> tuple[np.ndarray, ...]:
+        overdue = (epoch - self.last_presented) / np.exp2(self.deck)
+        return -overdue, self.deck
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "deck": self.deck.copy(),
+                "last_correct": self.last_correct.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.deck = np.asarray(state["deck"], np.int64).copy()
+        self.last_correct = np.asarray(state["last_correct"], np.int8).copy()
+
+
+# ---------------------------------------------------------------- the static reference
+
+
+def reference_decay(
+    reference: str, run_dir: Path, sample_keys: np.ndarray, dataset: str, arch: str, seed: int
+) -> np.ndarray:
+    """lam of the reference run, aligned to `sample_keys`; ConfigError when it is unusable.
+
+    `reference`: a finished run dir, `auto` (the finished `random` run of the same experiment,
+    dataset, arch and seed: `<run_dir>/../../random/seed<k>`), or a W&B artifact name
+    `entity/project/name:version` holding a dynamics record.
+    """
+    run_dir = Path(run_dir)
+    auto = reference == "auto"
+    if auto:
+        ref = run_dir.parent.parent / "random" / run_dir.name
+    elif Path(reference).expanduser().exists():
+        ref = Path(reference).expanduser()
+    elif ":" in reference:
+        ref = _download(reference)
+    else:
+        raise ConfigError(f"sampler.reference={reference} is neither a run dir, nor `auto`, nor "
+                          "a W&B artifact name (entity/project/name:version)")
+    record = ref / "dynamics" if (ref / "dynamics").is_dir() else ref
+    try:
+        dyn = Dynamics.load(record)
+    except RecordError as exc:
+        hint = (" (auto picks the finished `random` run of the same experiment, dataset, arch "
+                "and seed: train it first)") if auto else ""
+        raise ConfigError(f"sampler.reference={reference}: no finished reference run for "
+                          f"{run_dir}: {exc}{hint}") from exc
+    meta = dyn.meta
+    if meta.get("dataset") != dataset:
+        raise ConfigError(f"sampler.reference {ref} is a run on dataset {meta.get('dataset')!r}, "
+                          f"but {run_dir} trains on {dataset!r}")
+    if auto and (meta.get("arch"), meta.get("sampler"), meta.get("seed")) != (arch, "random", seed):
+        raise ConfigError(f"sampler.reference=auto: {ref} is not the random run of arch {arch} "
+                          f"seed {seed} (its meta says {meta.get('arch')}, "
+                          f"{meta.get('sampler')}, seed {meta.get('seed')})")
+    keys = np.asarray(sample_keys).astype(str)
+    ref_keys = np.asarray(dyn.sample_keys).astype(str)
+    if len(ref_keys) != len(keys) or not np.array_equal(np.sort(ref_keys), np.sort(keys)):
+        raise ConfigError(
+            f"sampler.reference {ref} has a different sample set ({len(ref_keys)} samples) than "
+            f"{run_dir} ({len(keys)} samples of {dataset}): the reference must be a run on the "
+            "same training samples")
+    lam = summarise(dyn).lam
+    at = np.argsort(ref_keys)
+    return lam[at[np.searchsorted(ref_keys[at], keys)]]
+
+
+def _download(name: str) -> Path:
+    """Download a W&B dynamics artifact; ConfigError when offline or it cannot be fetched."""
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        raise ConfigError(f"sampler.reference={name} is a W&B artifact, but W&B is offline "
+                          f"(WANDB_MODE={os.environ['WANDB_MODE']}): pass a local run dir instead")
+    try:
+        import wandb
+
+        return Path(wandb.Api().artifact(name).download())
+    except Exception as exc:  # network, auth, missing artifact: all end the same way
+        raise ConfigError(f"sampler.reference={name}: cannot download the W&B artifact "
+                          f"({type(exc).__name__}: {exc}); pass a local run dir instead") from exc

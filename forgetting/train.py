@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -15,6 +16,7 @@ from forgetting import checkpoint
 from forgetting.config import ConfigError, build, config_dir, register_schemas, validate
 from forgetting.dynamics import RecordError
 from forgetting.models import PretrainedWeightsError
+from forgetting.samplers import reference_decay
 from forgetting.training import Trainer
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
     data = build(cfg.dataset)
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch, exclude=("name", "lr"), num_classes=data.num_classes)
-    sampler = build(cfg.sampler, n_samples=len(data.labels), seed=cfg.seed)
+    sampler = build_sampler(cfg, data, run_dir)
     logger = build(cfg.logger, exclude=())
     name = f"{data.name}-{cfg.arch.name}-{cfg.sampler.name}-s{cfg.seed}"
     logger.start(run_dir, name=name, group=cfg.experiment, job_type="train",
@@ -51,6 +53,16 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
         logger.finish()
     print(f"run dir: {run_dir}")
     return run_dir
+
+
+def build_sampler(cfg: DictConfig, data: Any, run_dir: Path) -> Any:
+    """The sampler of `cfg`; a static one gets its reference run's decay constants (checked)."""
+    extra = {}
+    if "reference" in cfg.sampler:
+        extra["lam"] = reference_decay(cfg.sampler.reference, run_dir, data.sample_keys,
+                                       data.name, cfg.arch.name, int(cfg.seed))
+    return build(cfg.sampler, exclude=("name", "reference"), n_samples=len(data.labels),
+                 seed=cfg.seed, **extra)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

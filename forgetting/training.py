@@ -123,6 +123,8 @@ class Trainer:
             self._predict(self.data.train_eval, lambda i, z: self.recorder.record(epoch, i, z))
         if epoch == self.warmup_epochs - 1:
             self._set_warmup_loss(epoch)
+        self.sampler.observe(epoch, self.recorder.arrays["correct"][epoch],
+                             self.recorder.arrays["observed"][epoch])
         test_acc, test_bacc = self._test()
         return {
             "epoch": epoch + 1, "phase": self.phase, **train, **self._forgetting(epoch),
