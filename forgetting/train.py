@@ -13,8 +13,9 @@ from omegaconf import DictConfig
 
 from forgetting import checkpoint
 from forgetting.config import ConfigError, build, config_dir, register_schemas, validate
+from forgetting.data import DatasetError
 from forgetting.dynamics import RecordError
-from forgetting.models import PretrainedWeightsError
+from forgetting.models import PretrainedWeightsError, data_config
 from forgetting.training import Trainer
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
         return run_dir
     checkpoint.write_config(run_dir, cfg)
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
-    data = build(cfg.dataset)
+    data = build(cfg.dataset, exclude=(), data_config=data_config(cfg.arch.model_name))
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch, exclude=("name", "lr"), num_classes=data.num_classes)
     sampler = build(cfg.sampler, n_samples=len(data.labels), seed=cfg.seed)
@@ -57,7 +58,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
-    except (ConfigError, checkpoint.RunDirError, RecordError, PretrainedWeightsError) as exc:
+    except (ConfigError, checkpoint.RunDirError, RecordError, PretrainedWeightsError,
+            DatasetError) as exc:
         sys.exit(f"forgetting-train: error: {exc}")
 
 
