@@ -82,6 +82,7 @@ class ArchConfig:
     weights: str | None = None
     img_size: int | None = None
     drop_path_rate: float = 0.0
+    channels_last: bool | None = None
     lr: LearningRates = field(default_factory=LearningRates)
 
 

@@ -190,7 +190,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def to_device(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move to `device`; on CUDA also use the channels_last memory format."""
+def use_channels_last(device: torch.device, channels_last: bool | None = None) -> bool:
+    """`arch.channels_last`: true or false as given; null (default) on CUDA only."""
+    return device.type == "cuda" if channels_last is None else bool(channels_last)
+
+
+def to_device(
+    model: nn.Module, device: torch.device, channels_last: bool | None = None
+) -> nn.Module:
+    """Move to `device`, in the channels_last memory format where `use_channels_last` says so."""
     model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+    if use_channels_last(device, channels_last):
+        return model.to(memory_format=torch.channels_last)
+    return model

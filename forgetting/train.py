@@ -20,6 +20,7 @@ from forgetting.training import Trainer
 
 log = logging.getLogger(__name__)
 register_schemas()
+TRAINER_KEYS = ("name", "lr", "channels_last")  # arch keys the trainer uses, not create_model
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
@@ -37,7 +38,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
     data = build(cfg.dataset, exclude=(), data_config=data_config(cfg.arch.model_name))
     torch.manual_seed(cfg.seed)
-    model = build(cfg.arch, exclude=("name", "lr"), num_classes=data.num_classes)
+    model = build(cfg.arch, exclude=TRAINER_KEYS, num_classes=data.num_classes)
     sampler = build(cfg.sampler, n_samples=len(data.labels), seed=cfg.seed)
     logger = build(cfg.logger, exclude=())
     name = f"{data.name}-{cfg.arch.name}-{cfg.sampler.name}-s{cfg.seed}"

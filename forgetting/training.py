@@ -30,6 +30,7 @@ from forgetting.models import (
     head_parameters,
     set_train_mode,
     to_device,
+    use_channels_last,
 )
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,8 @@ class Trainer:
         self.cfg, self.data, self.sampler, self.logger, self.run_dir = (
             cfg, data, sampler, logger, run_dir)
         self.device = resolve_device(cfg.train.device)
-        self.model = to_device(model, self.device)
+        self.channels_last = use_channels_last(self.device, cfg.arch.get("channels_last"))
+        self.model = to_device(model, self.device, self.channels_last)
         self.net = torch.compile(self.model) if cfg.train.compile else self.model
         data_cfg = timm.data.resolve_model_data_config(model)
         self.mean = torch.tensor(data_cfg["mean"], device=self.device).view(1, -1, 1, 1)
@@ -259,7 +261,7 @@ class Trainer:
         x = x.to(self.device, non_blocking=True)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         x = (x - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":
