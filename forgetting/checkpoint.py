@@ -16,7 +16,8 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 DYNAMICS = "dynamics"
 # Keys that may change between an interrupted run and its resumption without changing the result.
-NON_IDENTITY = ("overwrite", "logger", "train.num_workers")
+NON_IDENTITY = ("overwrite", "logger", "train.num_workers", "dataset.cache_dir",
+                "dataset.cache_in_memory")
 
 
 class RunDirError(RuntimeError):

@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 
 class ConfigError(ValueError):
@@ -24,6 +25,13 @@ class TrackingMode(Enum):
 class FloatDtype(Enum):
     float32 = "float32"
     float16 = "float16"
+
+
+class ClassWeights(Enum):
+    """Cross-entropy class weights: `balanced` = n / (K * n_k), the inverse class frequency."""
+
+    none = "none"
+    balanced = "balanced"
 
 
 class Job(Enum):
@@ -74,6 +82,7 @@ class ArchConfig:
     weights: str | None = None
     img_size: int | None = None
     drop_path_rate: float = 0.0
+    channels_last: bool | None = None
     lr: LearningRates = field(default_factory=LearningRates)
 
 
@@ -85,6 +94,54 @@ class DigitsConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     augment: bool = True
+    cache: bool = False
+    cache_dir: str | None = None
+    cache_in_memory: bool = False
+
+
+@dataclass
+class ImageDatasetConfig:
+    """Options shared by the datasets read from image files (see `forgetting.data.images`)."""
+
+    _target_: str = MISSING
+    name: str = MISSING
+    root: str = "${oc.env:FORGETTING_DATA,data}"
+    image_size: int = 224
+    augment: bool = True
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    split_seed: int = 0
+    cache: bool = False
+    cache_dir: str | None = None
+    cache_in_memory: bool = False
+    skip_corrupt: bool = False
+
+
+@dataclass
+class Cub200Config(ImageDatasetConfig):
+    _target_: str = "forgetting.data.cub200.load_cub200"
+    name: str = "cub200"
+    val_fraction: float = 0.0
+    crop_to_bbox: bool = False
+
+
+@dataclass
+class OctdlConfig(ImageDatasetConfig):
+    _target_: str = "forgetting.data.octdl.load_octdl"
+    name: str = "octdl"
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+
+
+@dataclass
+class ImageFolderConfig(ImageDatasetConfig):
+    _target_: str = "forgetting.data.imagefolder.load_imagefolder"
+    name: str = "imagefolder"
+    root: str = MISSING
+    train_dir: str | None = None
+    val_dir: str | None = None
+    test_dir: str | None = None
+    test_fraction: float = 0.2
+    val_fraction: float = 0.0
 
 
 @dataclass
@@ -153,6 +210,7 @@ class TrainingConfig:
     device: str = "auto"
     compile: bool = False
     deterministic: bool = True
+    class_weights: ClassWeights = ClassWeights.none
 
 
 @dataclass
@@ -172,6 +230,7 @@ class TrainRunConfig:
     seed: int = 0
     experiment: str = "default"
     overwrite: bool = False
+    recipe: Any = None  # lookup tables that experiment configs interpolate from (experiment=paper)
 
 
 @dataclass
@@ -226,6 +285,9 @@ def register_schemas() -> None:
     cs.store(group="schema/analysis", name="options", node=AnalysisOptions)
     cs.store(group="schema/arch", name="timm", node=ArchConfig)
     cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
+    cs.store(group="schema/dataset", name="cub200", node=Cub200Config)
+    cs.store(group="schema/dataset", name="octdl", node=OctdlConfig)
+    cs.store(group="schema/dataset", name="imagefolder", node=ImageFolderConfig)
     cs.store(group="schema/sampler", name="random", node=RandomSamplerConfig)
     cs.store(group="schema/sampler", name="spaced_repetition", node=SpacedRepetitionSamplerConfig)
     cs.store(group="schema/sampler", name="spaced_repetition_online",
@@ -243,6 +305,15 @@ def config_dir() -> Path:
 
 def validate(cfg: DictConfig) -> None:
     """Range checks that a type schema cannot express; raise ConfigError naming the key."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        raise ConfigError(f"{exc.full_key} is required: pass {exc.full_key}=<value>") from exc
+    except InterpolationResolutionError as exc:
+        msg = str(exc.msg).splitlines()[0]
+        hint = (" (the experiment looks it up by arch and dataset name: add the entry, or set "
+                f"{exc.full_key} on the command line)" if "recipe." in msg else "")
+        raise ConfigError(f"{exc.full_key} cannot be resolved: {msg}{hint}") from exc
     _at_least(cfg, "train.epochs", 1)
     _at_least(cfg, "train.warmup_epochs", 0)
     _at_least(cfg, "train.batch_size", 1)
@@ -256,6 +327,25 @@ def validate(cfg: DictConfig) -> None:
         )
     if "decks" in cfg.sampler:
         _at_least(cfg, "sampler.decks", 1)
+    _at_least(cfg, "dataset.image_size", 1)
+    check_fractions(**{k: cfg.dataset[k] for k in ("test_fraction", "val_fraction")
+                       if k in cfg.dataset})
+    scale = cfg.dataset.get("scale")
+    if scale is not None and not (len(scale) == 2 and 0.0 < scale[0] <= scale[1] <= 1.0):
+        raise ConfigError(
+            f"dataset.scale={list(scale)} is invalid: it is the [min, max] area fraction of the "
+            "random resized crop, with 0 < min <= max <= 1"
+        )
+
+
+def check_fractions(**fractions: float) -> None:
+    """Each split fraction in [0, 1) and their sum below 1; ConfigError naming `dataset.<key>`."""
+    for key, value in fractions.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"dataset.{key}={value} is invalid: it must lie in [0, 1)")
+    if sum(fractions.values()) >= 1.0:
+        named = " + ".join(f"dataset.{k}={v}" for k, v in fractions.items())
+        raise ConfigError(f"{named} leaves no training samples: the sum must be below 1")
 
 
 def validate_analysis(cfg: DictConfig) -> None:

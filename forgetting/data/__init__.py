@@ -1,4 +1,8 @@
-"""Datasets: every item is `(image, label, index)` so that records are exact under any sampler."""
+"""Datasets: every item is `(image, label, index)` so that records are exact under any sampler.
+
+Images are CHW tensors, either uint8 (0..255, the file-backed datasets) or float in [0, 1] (digits);
+the trainer scales and normalises them on its device with the arch's mean and std.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,16 @@ import torch
 from torch.utils.data import Dataset
 
 
+class DatasetError(ValueError):
+    """A dataset on disk is missing or inconsistent; the message names what, where, and the fix."""
+
+
+class CorruptImageError(DatasetError):
+    """An image file cannot be decoded; the message names the file."""
+
+
 class IndexedTensorDataset(Dataset):
-    """Images held in memory as one float tensor in [0, 1]; yields `(image, label, index)`."""
+    """Images held in memory as one float [0, 1] or uint8 tensor; yields `(image, label, index)`."""
 
     def __init__(
         self,
@@ -46,6 +58,8 @@ class DataBundle:
     labels: np.ndarray
     class_names: list[str]
     split: dict[str, Any] = field(default_factory=dict)
+    val: Dataset | None = None
+    excluded: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -54,3 +68,7 @@ class DataBundle:
     @property
     def test_labels(self) -> np.ndarray:
         return np.asarray(self.test.labels)
+
+    @property
+    def val_labels(self) -> np.ndarray | None:
+        return None if self.val is None else np.asarray(self.val.labels)
