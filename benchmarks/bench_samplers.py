@@ -16,6 +16,7 @@ import argparse
 import time
 
 import numpy as np
+from bench_fit import simulate  # the same simulated training record as the fit benchmark
 
 from forgetting.samplers import (
     LeitnerSampler,
@@ -23,18 +24,6 @@ from forgetting.samplers import (
     RandomSampler,
     SpacedRepetitionSampler,
 )
-
-
-def simulate(n: int, epochs: int, seed: int) -> np.ndarray:
-    """E x N correctness: learned with prob. p per epoch, kept with prob. exp(-lambda)."""
-    rng = np.random.default_rng(seed)
-    keep = np.exp(-np.exp(rng.uniform(np.log(0.01), np.log(2.0), n))).astype(np.float32)
-    learn = rng.uniform(0.2, 0.9, n).astype(np.float32)
-    correct = np.zeros((epochs, n), bool)
-    for t in range(epochs):
-        u = rng.random(n, dtype=np.float32)
-        correct[t] = np.where(correct[t - 1], u < keep, u < learn) if t else u < learn
-    return correct
 
 
 def main() -> None:
