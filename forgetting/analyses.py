@@ -69,7 +69,7 @@ class Context:
         return self._traces[key]
 
     @cached_property
-    def _grid(self) -> dict[tuple[str, str], dict[int, DecayFit]]:
+    def grid_fits(self) -> dict[tuple[str, str], dict[int, DecayFit]]:
         """Every (trace, model) fit of every run: one vectorised fit over all runs per pair."""
         out: dict[tuple[str, str], dict[int, DecayFit]] = {}
         sizes = np.cumsum([0] + [r.dynamics.n_samples for r in self.runs])
@@ -82,9 +82,6 @@ class Context:
                 out[trace, model] = {id(r): _slice(fit, sizes[i], sizes[i + 1])
                                      for i, r in enumerate(self.runs)}
         return out
-
-    def grid_fits(self) -> dict[tuple[str, str], dict[int, DecayFit]]:
-        return self._grid
 
     def top(self, run: Run) -> np.ndarray:
         """The run's top-q most forgotten samples (DESIGN section 5 tie rules)."""
@@ -194,7 +191,7 @@ def fit_quality(ctx: Context) -> Section:
     """R^2 of the decay fits by architecture, per trace kind and model, with AIC comparison."""
     sec = Section("fit_quality", "Fit quality of the decay model by architecture (R^2)")
     chosen = (ctx.opt.trace, ctx.opt.model)
-    grid = ctx.grid_fits()
+    grid = ctx.grid_fits
     fits = {key: {tm: _pooled(per_run, runs) for tm, per_run in grid.items()}
             for key, runs in ctx.by("arch", "sampler").items()}
     main = [{"arch": a, "sampler": s, **_r2_stats(f[chosen], ctx.opt.min_points, ctx)}
@@ -241,9 +238,11 @@ def _aic_wins(fits: dict[tuple[str, str], dict[tuple[str, str], DecayFit]]) -> p
 
 def _fit_figures(ctx: Context, sec: Section, r2: dict[str, np.ndarray]) -> None:
     by_arch = ctx.by("arch")
-    curves = {arch: pooled_survival(np.concatenate([_analysed(ctx, r)[0] for r in runs], axis=1),
-                                    np.concatenate([_analysed(ctx, r)[1] for r in runs], axis=1))
-              for (arch,), runs in by_arch.items()}
+    curves = {}
+    for (arch,), runs in by_arch.items():
+        correct, observed = zip(*(_analysed(ctx, r) for r in runs), strict=True)
+        curves[arch] = pooled_survival(np.concatenate(correct, axis=1),
+                                       np.concatenate(observed, axis=1))
     sec.figures.append(plots.retention_curves(curves, ctx.figure("retention_curves"),
                                               f"{ctx.dataset}: retention (Kaplan-Meier, pooled)"))
     lam = {a: np.concatenate([ctx.summary(r).lam for r in rs]) for (a,), rs in by_arch.items()}

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from forgetting.checkpoint import CONFIG, DYNAMICS, METRICS
+from forgetting.dynamics import Dynamics
 
 
 @dataclass
@@ -126,8 +127,6 @@ def _periods(u: np.ndarray, top: np.ndarray, never: np.ndarray, ef: int) -> np.n
 
 def _write_run(root: Path, plan: Plan, truth: Planted, label: str, arch: str, sampler: str,
                seed: int, rng: np.random.Generator) -> None:
-    from forgetting.dynamics import Dynamics
-
     period, labels, n = truth.period[label], truth.labels, plan.n_samples
     w, ef = plan.warmup_epochs, plan.finetune_epochs
     t = np.arange(ef)[:, None]
