@@ -3,11 +3,14 @@
 Simulates a record of N samples x E epochs (one head-warmup epoch, then fine-tuning; per-sample
 learning and forgetting rates as in bench_fit.py) and drives each sampler as the Trainer does:
 `order(epoch)` then `observe(epoch, correct, observed)`. Prints the mean and the worst seconds per
-fine-tuning epoch (the online sampler re-fits lam on the whole partial record every epoch).
+fine-tuning epoch. The online sampler fits, after each epoch, one sample per new learning-episode
+signature (samples whose episodes changed and share no signature with a fitted sample), so its cost
+grows with the number of distinct episode histories, i.e. with the epochs so far.
 
     python benchmarks/bench_samplers.py              # N = 1,000,000, E = 30, budget 0.5
     python benchmarks/bench_samplers.py --n 20000    # quick
     python benchmarks/bench_samplers.py --tracking train   # observed = presented
+    python benchmarks/bench_samplers.py --epochs 100 --samplers spaced_repetition_online
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def main() -> None:
             if args.tracking == "train":
                 observed[epoch] = False
                 observed[epoch, order] = True
-            sampler.observe(epoch, correct[epoch], observed[epoch])
+            sampler.observe(epoch, correct, observed)
             if epoch:
                 seconds.append(time.perf_counter() - start)
         print(f"{name:>25}: {np.mean(seconds):.3f} s/epoch mean, {np.max(seconds):.3f} s worst "

@@ -10,14 +10,7 @@ import numpy as np
 
 from forgetting.config import ConfigError
 from forgetting.dynamics import Dynamics, RecordError
-from forgetting.retention import (
-    as_record,
-    first_learned,
-    fit_decay,
-    forgetting_events,
-    retention_traces,
-    summarise,
-)
+from forgetting.retention import fit_decay, retention_traces, summarise
 
 
 def budget_count(budget: float, n_samples: int) -> int:
@@ -61,15 +54,21 @@ class RandomSampler:
         """Nothing to restore: every epoch's draw is a function of (seed, epoch)."""
 
     def observe(self, epoch: int, correct: np.ndarray, observed: np.ndarray) -> None:
-        """The record of `epoch` is complete: nothing to learn from it (uniform sampling)."""
+        """Row `epoch` of the run's record `correct`, `observed` (E x N, the Trainer's arrays,
+        filled up to `epoch`) is complete. Uniform sampling learns nothing from it."""
 
 
 def _ranked(keys: tuple[np.ndarray, ...], count: int, seed: int, epoch: int) -> np.ndarray:
     """The `count` samples first in the lexicographic order of `keys` (earlier keys first),
-    ties in a seeded random order, presented in a seeded random order."""
+    ties in a seeded random order, presented in a seeded random order.
+
+    O(N): a partition on the first key; only the samples tied with the cut are sorted."""
     n = len(keys[0])
     tie = epoch_rng(seed, epoch, 1).permutation(n)
-    chosen = np.lexsort((tie, *reversed(keys)))[:count]
+    cut = np.partition(keys[0], count - 1)[count - 1]
+    sure, edge = np.flatnonzero(keys[0] < cut), np.flatnonzero(keys[0] == cut)
+    rest = np.lexsort((tie[edge], *(key[edge] for key in reversed(keys[1:]))))
+    chosen = np.concatenate([sure, edge[rest[: count - len(sure)]]])
     return chosen[epoch_rng(seed, epoch, 2).permutation(count)]
 
 
@@ -100,12 +99,12 @@ class _Scheduled(RandomSampler):
         raise NotImplementedError
 
     def _retention_priority(self, lam: np.ndarray, epoch: int) -> tuple[np.ndarray, ...]:
-        """(not never-learned, R): never-learned (or unestimated, NaN) first, then lowest
-        predicted retention R = exp(-lam (t - last_presented))."""
+        """Never-learned (lam +inf, or unestimated) first (-1), then the lowest predicted
+        retention R = exp(-lam (t - last_presented)) in [0, 1]."""
         due = ~np.isfinite(lam)
         with np.errstate(invalid="ignore", over="ignore"):
             retention = np.exp(-np.where(due, 0.0, lam) * (epoch - self.last_presented))
-        return ~due, np.where(due, 0.0, retention)
+        return (np.where(due, -1.0, retention),)
 
     def state_dict(self) -> dict[str, Any]:
         return {"last_presented": self.last_presented.copy()}
@@ -134,57 +133,115 @@ class SpacedRepetitionSampler(_Scheduled):
         return self._retention_priority(self.lam, epoch)
 
 
-def online_decay(correct: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """Per-sample lam of a partial record (T x N), as `summarise` computes it with its defaults:
-    +inf never learned (or never observed), 0 unforgettable, else the `exp` fit to the survival
-    trace. Only samples with a forgetting event need a fit, and samples with the same
-    (correct, observed) history have the same trace and fit: each distinct history is fitted once.
+def _code(values: np.ndarray) -> np.ndarray:
+    """splitmix64 of non-negative integers: a fixed pseudo-random 64-bit code for each."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class OnlineDecay:
+    """Per-sample lam of a growing record, updated one epoch at a time (as `summarise` computes
+    it with its defaults: +inf never learned, 0 unforgettable, else the `exp` fit to the
+    survival trace).
+
+    A survival trace depends only on the sample's learning episodes: the lags at which they were
+    forgotten and the censored lag of the one still running. Each sample carries an order-free
+    64-bit signature of them (a sum of splitmix64 codes, updated in O(1) per observation). After
+    an epoch, a sample whose signature changed takes the fit of a sample that holds the same
+    signature with a known fit; the remaining signatures are fitted once each, from the record
+    of one sample. The state is O(N): the record itself stays with the Trainer.
     """
-    c, o = as_record(correct, observed)
-    never = first_learned(c, o) < 0
-    lam = np.where(never, np.inf, 0.0)
-    fit = np.flatnonzero(~never & (forgetting_events(c, o) > 0))
-    if fit.size:
-        history = np.ascontiguousarray(np.packbits(np.concatenate([c[:, fit], o[:, fit]]), 0).T)
-        _, first, inverse = np.unique(history.view(f"V{history.shape[1]}").ravel(),
-                                      return_index=True, return_inverse=True)
-        rows = fit[first]
-        lam[fit] = fit_decay(*retention_traces(c[:, rows], o[:, rows])).lam[inverse.ravel()]
-    return lam
+
+    FIELDS = ("state", "began", "last_seen", "forgotten", "done", "lam")
+
+    def __init__(self, n_samples: int) -> None:
+        self.start = -1  # the first epoch of the record this estimates from
+        self.state = np.full(n_samples, -1, np.int8)  # last observation: -1 none, 0, 1
+        self.began = np.zeros(n_samples, np.int32)  # the running episode's first epoch
+        self.last_seen = np.zeros(n_samples, np.int32)
+        self.forgotten = np.zeros(n_samples, bool)  # at least one forgetting event
+        self.done = np.zeros(n_samples, np.uint64)  # signature of the finished episodes
+        self.lam = np.full(n_samples, np.inf)
+
+    def update(self, epoch: int, correct: np.ndarray, observed: np.ndarray) -> None:
+        """Take in row `epoch` of the record `correct`, `observed` (T x N; the rows from `start`
+        to `epoch - 1` were taken in before)."""
+        if self.start < 0:
+            self.start = epoch
+        seen = np.flatnonzero(observed[epoch])
+        now = correct[epoch, seen]
+        was = self.state[seen]
+        forgot, learned = seen[(was == 1) & ~now], seen[(was != 1) & now]
+        self.done[forgot] += _code(2 * (epoch - self.began[forgot]).astype(np.int64))
+        self.forgotten[forgot] = True
+        self.began[learned] = epoch
+        self.state[seen] = now
+        self.last_seen[seen] = epoch
+        self.lam[learned[~self.forgotten[learned]]] = 0.0
+        self.lam[seen[self.forgotten[seen] & (now | (was == 1))]] = np.nan  # signature changed
+        self._refit(correct, observed, epoch)
+
+    def signature(self, rows: np.ndarray) -> np.ndarray:
+        """The episode signatures of `rows`: equal signatures, equal survival traces."""
+        running = self.state[rows] == 1
+        lag = (self.last_seen[rows] - self.began[rows]).astype(np.int64)
+        return self.done[rows] + np.where(running, _code(2 * lag + 1), np.uint64(0))
+
+    def _refit(self, correct: np.ndarray, observed: np.ndarray, epoch: int) -> None:
+        """Fill the stale (NaN) lam from the signature groups, fitting one sample per group
+        with no known fit."""
+        rows = np.flatnonzero(self.forgotten)
+        if not np.isnan(self.lam[rows]).any():
+            return
+        key = self.signature(rows)
+        order = np.argsort(key)
+        rows, key = rows[order], key[order]
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        lam = np.fmax.reduceat(self.lam[rows], first)
+        fit = np.flatnonzero(np.isnan(lam))
+        fit = fit[np.argsort(rows[first[fit]])]  # columns in index order: a cache-friendly gather
+        rep, span = rows[first[fit]], slice(self.start, epoch + 1)
+        lam[fit] = fit_decay(*retention_traces(correct[span][:, rep], observed[span][:, rep])).lam
+        self.lam[rows] = np.repeat(lam, np.diff(np.r_[first, len(rows)]))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"start": self.start, **{name: getattr(self, name).copy() for name in self.FIELDS}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.start = int(state["start"])
+        for name in self.FIELDS:
+            setattr(self, name, np.asarray(state[name], getattr(self, name).dtype).copy())
 
 
 class OnlineSpacedRepetitionSampler(_Scheduled):
-    """Spaced repetition with `lam` re-fitted after every fine-tuning epoch from this run's own
-    record so far (`online_decay`); samples with no estimate yet are due first. Only samples
-    observed in the epoch are refitted (with `tracking.mode=train`, the presented ones)."""
+    """Spaced repetition with `lam` re-estimated after every fine-tuning epoch from this run's
+    own record so far (`OnlineDecay`: the fine-tuning epochs, warmup excluded); samples with
+    no estimate yet are due first. The record is the Trainer's; the sampler keeps O(N) state."""
 
     def __init__(self, n_samples: int, seed: int, budget: float = 1.0) -> None:
         super().__init__(n_samples, seed, budget)
-        self.correct = np.zeros((0, n_samples), bool)
-        self.observed = np.zeros((0, n_samples), bool)
-        self.lam = np.full(n_samples, np.inf)
+        self.decay = OnlineDecay(n_samples)
+
+    @property
+    def lam(self) -> np.ndarray:
+        return self.decay.lam
 
     def observe(self, epoch: int, correct: np.ndarray, observed: np.ndarray) -> None:
-        if self._warmup:
-            return
-        self.correct = np.concatenate([self.correct, np.asarray(correct, bool)[None]])
-        self.observed = np.concatenate([self.observed, np.asarray(observed, bool)[None]])
-        # an unobserved epoch leaves a sample's trace (and fit) as it was: refit the observed
-        changed = np.flatnonzero(self.observed[-1])
-        self.lam[changed] = online_decay(self.correct[:, changed], self.observed[:, changed])
+        if not self._warmup:
+            self.decay.update(epoch, correct, observed)
 
     def _priority(self, epoch: int) -> tuple[np.ndarray, ...]:
         return self._retention_priority(self.lam, epoch)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "correct": self.correct.copy(),
-                "observed": self.observed.copy(), "lam": self.lam.copy()}
+        return {**super().state_dict(), "decay": self.decay.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.correct = np.asarray(state["correct"], bool).copy()
-        self.observed = np.asarray(state["observed"], bool).copy()
-        self.lam = np.asarray(state["lam"], np.float64).copy()
+        self.decay.load_state_dict(state["decay"])
 
 
 class LeitnerSampler(_Scheduled):
@@ -209,7 +266,7 @@ class LeitnerSampler(_Scheduled):
     def observe(self, epoch: int, correct: np.ndarray, observed: np.ndarray) -> None:
         if self._warmup:
             return
-        correct, observed = np.asarray(correct, bool), np.asarray(observed, bool)
+        correct, observed = correct[epoch], observed[epoch]
         promote = self._presented & observed & correct
         forgot = observed & (self.last_correct == 1) & ~correct
         self.deck[promote] = np.minimum(self.deck[promote] + 1, self.decks - 1)

@@ -151,8 +151,8 @@ class Trainer:
             self._predict(self.data.train_eval, lambda i, z: self.recorder.record(epoch, i, z))
         if epoch == self.warmup_epochs - 1:
             self._set_warmup_loss(epoch)
-        self.sampler.observe(epoch, self.recorder.arrays["correct"][epoch],
-                             self.recorder.arrays["observed"][epoch])
+        self.sampler.observe(epoch, self.recorder.arrays["correct"],
+                             self.recorder.arrays["observed"])
         held_out = self._evaluate("test", self.data.test)
         if self.data.val is not None:
             held_out.update(self._evaluate("val", self.data.val))

@@ -6,6 +6,7 @@ from conftest import compose_train
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from forgetting import samplers
 from forgetting.config import ConfigError, validate
 from forgetting.dynamics import PER_EPOCH, Dynamics
 from forgetting.retention import fit_decay, forgetting_events, never_learned, retention_traces
@@ -35,11 +36,12 @@ def make(name: str, n: int, budget: float, seed: int = 0):
 def simulate(sampler, n: int, epochs: int, warmup: int = 1, seed: int = 0) -> list[np.ndarray]:
     """Drive a sampler as the Trainer does, with random correctness; the orders it gave."""
     rng = np.random.default_rng(seed)
+    correct, observed = rng.random((epochs, n)) < 0.6, rng.random((epochs, n)) < 0.9
     orders = []
     for epoch in range(epochs):
         order = sampler.order(epoch, epoch < warmup)
         orders.append(order)
-        sampler.observe(epoch, rng.random(n) < 0.6, rng.random(n) < 0.9)
+        sampler.observe(epoch, correct, observed)
     return orders
 
 
@@ -131,31 +133,48 @@ def test_static_ties_are_broken_randomly_and_reproducibly() -> None:
     assert set(a.tolist()) != set(c.tolist()) and set(a.tolist()) != set(range(30))
 
 
-def test_online_lam_equals_fit_decay_on_the_partial_record() -> None:
-    n, warmup, epochs = 300, 1, 7
+@pytest.mark.parametrize("tracking", ["eval", "train"])
+def test_online_lam_equals_fit_decay_on_the_partial_record(
+    tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fitted = []
+
+    def counted(traces: np.ndarray, mask: np.ndarray):
+        fitted.append(len(traces))
+        return fit_decay(traces, mask)
+
+    monkeypatch.setattr(samplers, "fit_decay", counted)
+    n, warmup, epochs = 2000, 1, 12
     rng = np.random.default_rng(5)
     correct = rng.random((epochs, n)) < np.linspace(0.2, 0.95, n)
     observed = rng.random((epochs, n)) < 0.85
     sampler = OnlineSpacedRepetitionSampler(n, 0, budget=0.5)
     for epoch in range(epochs):
-        sampler.order(epoch, epoch < warmup)
-        sampler.observe(epoch, correct[epoch], observed[epoch])
-    c, o = correct[warmup:], observed[warmup:]
-    expected = fit_decay(*retention_traces(c, o)).lam
-    never = never_learned(c, o)
-    expected = np.where(never, np.inf, np.where(forgetting_events(c, o) == 0, 0.0, expected))
-    np.testing.assert_array_equal(sampler.lam, expected)
+        order = sampler.order(epoch, epoch < warmup)
+        if tracking == "train":
+            observed[epoch] = False
+            observed[epoch, order] = True
+        sampler.observe(epoch, correct, observed)
+        if epoch < warmup:
+            continue
+        c, o = correct[warmup : epoch + 1], observed[warmup : epoch + 1]
+        expected = fit_decay(*retention_traces(c, o)).lam
+        never = never_learned(c, o)
+        expected = np.where(never, np.inf, np.where(forgetting_events(c, o) == 0, 0.0, expected))
+        np.testing.assert_array_equal(sampler.lam, expected, err_msg=f"epoch {epoch}")
     assert np.isfinite(sampler.lam).any() and (sampler.lam > 0).any() and never.any()
+    # samples with the same episodes share one fit: fewer fits than samples whose lam changed
+    assert 0 < sum(fitted) < (epochs - warmup) * (forgetting_events(c, o) > 0).sum() / 4
 
 
 def test_online_samples_without_an_estimate_are_due_first() -> None:
     sampler = OnlineSpacedRepetitionSampler(10, 0, budget=0.3)
+    correct, observed = np.ones((3, 10), bool), np.ones((3, 10), bool)
     sampler.order(0, True)
-    sampler.observe(0, np.ones(10, bool), np.ones(10, bool))  # warmup: ignored
+    sampler.observe(0, correct, observed)  # warmup: ignored
     sampler.order(1, False)
-    observed = np.ones(10, bool)
-    observed[[2, 5, 8]] = False
-    sampler.observe(1, np.ones(10, bool), observed)
+    observed[1, [2, 5, 8]] = False
+    sampler.observe(1, correct, observed)
     assert set(sampler.order(2, False).tolist()) == {2, 5, 8}
 
 
@@ -170,12 +189,14 @@ def test_leitner_deck_moves_on_a_scripted_sequence() -> None:
              [3, 2, 1, 0],   # sample 3 forgot -> deck 0
              [0, 3, 2, 1]]   # sample 0 forgot
     sampler = LeitnerSampler(4, 0, budget=1.0, decks=3)
+    correct = np.concatenate([np.zeros((1, 4), bool), script])
+    observed = np.ones_like(correct)
     sampler.order(0, True)
-    sampler.observe(0, np.zeros(4, bool), np.ones(4, bool))  # warmup: no moves
+    sampler.observe(0, correct, observed)  # warmup: no moves
     assert sampler.deck.tolist() == [0, 0, 0, 0]
-    for t, (row, deck) in enumerate(zip(script, decks, strict=True), start=1):
+    for t, deck in enumerate(decks, start=1):
         sampler.order(t, False)
-        sampler.observe(t, row, np.ones(4, bool))
+        sampler.observe(t, correct, observed)
         assert sampler.deck.tolist() == [min(d, 2) for d in deck], t
 
 
@@ -187,23 +208,25 @@ def test_leitner_reviews_due_decks_first_and_promotes_only_the_presented() -> No
     # epoch 2: overdue (2-0)/2^d = 2, 2, 1, 1, .5, .5, .25, .25 -> decks 0 and 1 are due
     order = sampler.order(2, False)
     assert set(order.tolist()) == {0, 1, 2, 3}
-    sampler.observe(2, np.ones(8, bool), np.ones(8, bool))
+    sampler.observe(2, np.ones((3, 8), bool), np.ones((3, 8), bool))
     assert sampler.deck.tolist() == [1, 1, 2, 2, 2, 2, 3, 3]
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_state_dict_round_trip_continues_identically(name: str) -> None:
-    n = 200
-    a = make(name, n, 0.3)
-    simulate(a, n, epochs=4)
-    b = make(name, n, 0.3)
+    n, rng = 200, np.random.default_rng(9)
+    correct, observed = rng.random((8, n)) < 0.5, rng.random((8, n)) < 0.9
+    a, b = make(name, n, 0.3), make(name, n, 0.3)
+    for epoch in range(4):
+        a.order(epoch, epoch < 1)
+        a.observe(epoch, correct, observed)
     b.load_state_dict(a.state_dict())
-    rng = np.random.default_rng(9)
     for epoch in range(4, 8):
         np.testing.assert_array_equal(a.order(epoch, False), b.order(epoch, False))
-        c, o = rng.random(n) < 0.5, rng.random(n) < 0.9
-        a.observe(epoch, c, o)
-        b.observe(epoch, c, o)
+        a.observe(epoch, correct, observed)
+        b.observe(epoch, correct, observed)
+    for key, value in a.state_dict().items():
+        np.testing.assert_equal(b.state_dict()[key], value, err_msg=key)
 
 
 def _record(path: Path, keys: list[str], dataset: str = "digits", **meta) -> Path:
