@@ -18,8 +18,15 @@ class ConfigError(ValueError):
 
 
 class TrackingMode(Enum):
+    """`eval`: a no-grad pass over the training set after every epoch; `train`: each minibatch's
+    training forward pass; `none`: no record (benchmarks, pure training: analysis needs one)."""
+
     eval = "eval"
     train = "train"
+    none = "none"
+
+
+DEVICE_CACHE = ("auto", "true", "false")
 
 
 class FloatDtype(Enum):
@@ -97,6 +104,7 @@ class DigitsConfig:
     cache: bool = False
     cache_dir: str | None = None
     cache_in_memory: bool = False
+    device_cache: str = "auto"
 
 
 @dataclass
@@ -113,6 +121,7 @@ class ImageDatasetConfig:
     cache: bool = False
     cache_dir: str | None = None
     cache_in_memory: bool = False
+    device_cache: str = "auto"
     skip_corrupt: bool = False
 
 
@@ -327,6 +336,8 @@ def validate(cfg: DictConfig) -> None:
         )
     if "decks" in cfg.sampler:
         _at_least(cfg, "sampler.decks", 1)
+    _check_tracking(cfg)
+    _check_device_cache(cfg.dataset)
     _at_least(cfg, "dataset.image_size", 1)
     check_fractions(**{k: cfg.dataset[k] for k in ("test_fraction", "val_fraction")
                        if k in cfg.dataset})
@@ -336,6 +347,31 @@ def validate(cfg: DictConfig) -> None:
             f"dataset.scale={list(scale)} is invalid: it is the [min, max] area fraction of the "
             "random resized crop, with 0 < min <= max <= 1"
         )
+
+
+def device_cache_mode(dataset: DictConfig) -> str:
+    """`dataset.device_cache` as one of `auto`, `true`, `false` (the command line's `true` is a
+    boolean, stored as the string "True")."""
+    return str(dataset.get("device_cache", "auto")).lower()
+
+
+def _check_device_cache(dataset: DictConfig) -> None:
+    mode = device_cache_mode(dataset)
+    if mode not in DEVICE_CACHE:
+        raise ConfigError(f"dataset.device_cache={dataset.device_cache} is invalid: choose from "
+                          f"{', '.join(DEVICE_CACHE)}")
+    if mode == "true" and "root" in dataset and not dataset.cache:
+        raise ConfigError("dataset.device_cache=true needs dataset.cache=true: the device holds "
+                          "the decoded images of a dataset read from files")
+
+
+def _check_tracking(cfg: DictConfig) -> None:
+    """`tracking.mode=none` leaves nothing for a sampler that learns from this run's record."""
+    if cfg.tracking.mode != TrackingMode.none:
+        return
+    if getattr(hydra.utils.get_class(cfg.sampler._target_), "learns_from_record", False):
+        raise ConfigError(f"tracking.mode=none records nothing, but sampler={cfg.sampler.name} "
+                          "chooses from this run's record: use tracking.mode=eval or train")
 
 
 def check_fractions(**fractions: float) -> None:

@@ -131,12 +131,20 @@ def sample_stats(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch
 
 
 class Recorder:
-    """Preallocated `E x N` arrays filled batch by batch, each sample at its dataset index."""
+    """The `E x N` record on the host, filled batch by batch, each sample at its dataset index.
 
-    def __init__(self, labels: np.ndarray, n_epochs: int, float_dtype: str = "float32") -> None:
+    The epoch being recorded lives in preallocated rows on `device`, written without host syncs
+    and copied to the host once: when the record is read (`arrays`, `state_dict`) or another
+    epoch starts. A sample recorded twice in one epoch is refused then.
+    """
+
+    def __init__(self, labels: np.ndarray, n_epochs: int, float_dtype: str = "float32",
+                 device: torch.device | str = "cpu") -> None:
         n = len(labels)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.arrays: dict[str, np.ndarray] = {
+        self.device = torch.device(device)
+        self.targets = torch.as_tensor(self.labels, device=self.device)
+        self._arrays: dict[str, np.ndarray] = {
             "correct": np.zeros((n_epochs, n), bool),
             "observed": np.zeros((n_epochs, n), bool),
             "pred": np.full((n_epochs, n), -1, np.int32),
@@ -144,26 +152,60 @@ class Recorder:
             **{k: np.full((n_epochs, n), np.nan, float_dtype) for k in FLOAT_FIELDS},
         }
         self.warmup_loss = np.full(n, np.nan, np.float32)
+        self._epoch: int | None = None
+        self._rows: dict[str, torch.Tensor] = {}
+        self._count = torch.zeros(0, dtype=torch.int32)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The host record, including the epoch being recorded."""
+        self.flush()
+        return self._arrays
 
     def record(self, epoch: int, index: torch.Tensor, logits: torch.Tensor) -> None:
         """Store one batch's statistics for the samples at dataset positions `index`."""
-        idx = index.cpu().numpy()
-        if self.arrays["observed"][epoch, idx].any() or len(np.unique(idx)) != len(idx):
+        if epoch != self._epoch:
+            self.flush()
+            self._start(epoch)
+        index = index.to(self.device, non_blocking=True)
+        for name, value in sample_stats(logits, self.targets[index]).items():
+            self._rows[name][index] = value
+        self._count.index_add_(0, index, torch.ones_like(index, dtype=torch.int32))
+
+    def _start(self, epoch: int) -> None:
+        n, device = len(self.labels), self.device
+        self._epoch = epoch
+        self._rows = {
+            "correct": torch.zeros(n, dtype=torch.bool, device=device),
+            "pred": torch.zeros(n, dtype=torch.long, device=device),
+            **{k: torch.zeros(n, device=device) for k in FLOAT_FIELDS},
+        }
+        self._count = torch.zeros(n, dtype=torch.int32, device=device)
+
+    def flush(self) -> None:
+        """Copy the epoch being recorded to the host record (one copy per field)."""
+        if self._epoch is None:
+            return
+        epoch, self._epoch = self._epoch, None
+        count = self._count.cpu().numpy()
+        new = count > 0
+        if (count > 1).any() or (self._arrays["observed"][epoch] & new).any():
             raise RuntimeError(f"a sample was recorded twice in epoch {epoch}")
-        targets = torch.as_tensor(self.labels[idx], device=logits.device)
-        for name, value in sample_stats(logits, targets).items():
-            self.arrays[name][epoch, idx] = value.cpu().numpy()
-        self.arrays["observed"][epoch, idx] = True
+        for name, row in self._rows.items():
+            self._arrays[name][epoch, new] = row.cpu().numpy()[new]
+        self._arrays["observed"][epoch, new] = True
+        self._rows = {}
 
     def mark_presented(self, epoch: int, index: np.ndarray) -> None:
-        self.arrays["presented"][epoch, index] = True
+        self._arrays["presented"][epoch, index] = True
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {**self.arrays, "warmup_loss": self.warmup_loss}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.warmup_loss = state["warmup_loss"]
-        self.arrays = {k: v for k, v in state.items() if k != "warmup_loss"}
+        self._arrays = {k: v for k, v in state.items() if k != "warmup_loss"}
+        self._epoch, self._rows = None, {}
 
     def to_dynamics(self, sample_keys: np.ndarray, meta: dict[str, Any]) -> Dynamics:
         return Dynamics(

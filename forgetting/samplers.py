@@ -29,6 +29,8 @@ class RandomSampler:
     Head-warmup epochs always present every sample; the budget applies to fine-tuning epochs.
     """
 
+    learns_from_record = False  # whether `observe` uses the run's record (tracking.mode != none)
+
     def __init__(self, n_samples: int, seed: int, budget: float = 1.0) -> None:
         if not 0.0 < budget <= 1.0:
             raise ValueError(f"sampler.budget={budget} must lie in (0, 1]")
@@ -221,6 +223,8 @@ class OnlineSpacedRepetitionSampler(_Scheduled):
     own record so far (`OnlineDecay`: the fine-tuning epochs, warmup excluded); samples with
     no estimate yet are due first. The record is the Trainer's; the sampler keeps O(N) state."""
 
+    learns_from_record = True
+
     def __init__(self, n_samples: int, seed: int, budget: float = 1.0) -> None:
         super().__init__(n_samples, seed, budget)
         self.decay = OnlineDecay(n_samples)
@@ -254,6 +258,8 @@ class LeitnerSampler(_Scheduled):
     ones have a ratio >= 1), then lower deck, then a seeded random order: the due decks are
     reviewed and the budget is filled with the next most overdue.
     """
+
+    learns_from_record = True
 
     def __init__(self, n_samples: int, seed: int, budget: float = 1.0, decks: int = 5) -> None:
         super().__init__(n_samples, seed, budget)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from forgetting import checkpoint
 from forgetting.config import ConfigError, build, config_dir, register_schemas, validate
-from forgetting.data import DatasetError
+from forgetting.data import DataBundle, DatasetError
 from forgetting.dynamics import RecordError
 from forgetting.models import PretrainedWeightsError, data_config
 from forgetting.samplers import reference_decay
@@ -23,6 +23,7 @@ from forgetting.training import Trainer
 log = logging.getLogger(__name__)
 register_schemas()
 TRAINER_KEYS = ("name", "lr", "channels_last")  # arch keys the trainer uses, not create_model
+DATA_TRAINER_KEYS = ("device_cache",)  # dataset keys the trainer uses, not the loaders
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
@@ -38,7 +39,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
         return run_dir
     checkpoint.write_config(run_dir, cfg)
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
-    data = build(cfg.dataset, exclude=(), data_config=data_config(cfg.arch.model_name))
+    data = build_data(cfg)
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch, exclude=TRAINER_KEYS, num_classes=data.num_classes)
     sampler = build_sampler(cfg, data, run_dir)
@@ -55,6 +56,12 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Path:
         logger.finish()
     print(f"run dir: {run_dir}")
     return run_dir
+
+
+def build_data(cfg: DictConfig) -> DataBundle:
+    """The dataset of `cfg`, at the pixels of its arch."""
+    return build(cfg.dataset, exclude=DATA_TRAINER_KEYS,
+                 data_config=data_config(cfg.arch.model_name))
 
 
 def build_sampler(cfg: DictConfig, data: Any, run_dir: Path) -> Any:

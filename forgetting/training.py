@@ -7,7 +7,7 @@ import logging
 import random
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from forgetting import __version__, checkpoint
+from forgetting.config import device_cache_mode
 from forgetting.console import progress
 from forgetting.data import DataBundle
+from forgetting.data.device import Batch, DeviceSplit, resident_splits
 from forgetting.dynamics import Dynamics, Recorder, sample_stats
 from forgetting.models import (
     backbone_parameters,
@@ -46,6 +48,11 @@ def resolve_device(name: str) -> torch.device:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The torch seed of one epoch: a resumed run draws what an uninterrupted one would."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """The augmentation seed of one batch on the device path: a function of its position only."""
+    return int(np.random.SeedSequence([seed, epoch, batch]).generate_state(1)[0])
 
 
 def batches(order: np.ndarray, batch_size: int) -> list[list[int]]:
@@ -106,8 +113,10 @@ class Trainer:
         self.std = torch.tensor(data_cfg["std"], device=self.device).view(1, -1, 1, 1)
         self.warmup_epochs = int(cfg.train.warmup_epochs)
         self.n_epochs = self.warmup_epochs + int(cfg.train.epochs)
-        self.recorder = Recorder(data.labels, self.n_epochs, str(cfg.tracking.float_dtype.value))
+        self.recorder = Recorder(data.labels, self.n_epochs, str(cfg.tracking.float_dtype.value),
+                                 self.device)
         self.tracking = cfg.tracking.mode.value
+        self.resident: dict[str, DeviceSplit] | None = None
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.optimizer: torch.optim.Optimizer | None = None
@@ -120,10 +129,19 @@ class Trainer:
                 class_weights(data.labels, data.num_classes), dtype=torch.float32,
                 device=self.device)
 
+    @property
+    def data_path(self) -> str:
+        """`device` (splits resident on the device, augmented there) or `loader` (DataLoader)."""
+        return "loader" if self.resident is None else "device"
+
     def fit(self) -> Dynamics:
+        state = None
         if checkpoint.has_checkpoint(self.run_dir):
-            self._resume(checkpoint.load_checkpoint(self.run_dir))
-        elif self.warmup_epochs == 0:
+            state = checkpoint.load_checkpoint(self.run_dir)
+        self._place_data(None if state is None else state.get("data_path"))
+        if state is not None:
+            self._resume(state)
+        elif self.warmup_epochs == 0 and self.tracking != "none":
             self._warmup_loss_pass()
         for epoch in progress(range(self.epoch, self.n_epochs), desc="epochs",
                               initial=self.epoch, total=self.n_epochs):
@@ -148,14 +166,14 @@ class Trainer:
         train = self._train_pass(epoch, order, warmup)
         train_seconds = time.perf_counter() - start
         if self.tracking == "eval":
-            self._predict(self.data.train_eval, lambda i, z: self.recorder.record(epoch, i, z))
-        if epoch == self.warmup_epochs - 1:
+            self._predict("train_eval", lambda i, z: self.recorder.record(epoch, i, z))
+        if epoch == self.warmup_epochs - 1 and self.tracking != "none":
             self._set_warmup_loss(epoch)
         self.sampler.observe(epoch, self.recorder.arrays["correct"],
                              self.recorder.arrays["observed"])
-        held_out = self._evaluate("test", self.data.test)
+        held_out = self._evaluate("test")
         if self.data.val is not None:
-            held_out.update(self._evaluate("val", self.data.val))
+            held_out.update(self._evaluate("val"))
         return {
             "epoch": epoch + 1, "phase": self.phase, **train, **self._forgetting(epoch),
             **held_out, **lrs,
@@ -164,12 +182,13 @@ class Trainer:
         }
 
     def _train_pass(self, epoch: int, order: np.ndarray, warmup: bool) -> dict[str, float]:
+        """One pass over `order`; the step has no host sync (the sums are read at the end)."""
         set_train_mode(self.model, backbone_frozen=warmup)
-        loader = self._loader(self.data.train, batches(order, self.cfg.train.batch_size), epoch)
+        batch_list = batches(order, self.cfg.train.batch_size)
         loss_sum = torch.zeros((), device=self.device)
         hits = torch.zeros((), device=self.device, dtype=torch.long)
-        for x, y, idx in progress(loader, desc=f"train {epoch + 1}", leave=False):
-            y = y.to(self.device, non_blocking=True)
+        for x, y, idx in progress(self._batches("train", batch_list, epoch), total=len(batch_list),
+                                  desc=f"train {epoch + 1}", leave=False):
             with self._autocast():
                 logits = self.net(self._prepare(x))
             loss = F.cross_entropy(logits.float(), y, weight=self.class_weights)
@@ -183,25 +202,29 @@ class Trainer:
             hits += (logits.detach().argmax(1) == y).sum()
         return {"train_loss": loss_sum.item() / len(order), "train_acc": hits.item() / len(order)}
 
-    def _predict(self, dataset: Dataset, consume: Consumer) -> None:
-        """A no-grad eval-mode pass over `dataset` in order; `consume(index, logits)` per batch."""
+    def _predict(self, split: str, consume: Consumer) -> None:
+        """An inference-mode eval pass over the split `split` in order (eval batch size);
+        `consume(index, logits)` per batch, both on the device."""
         self.model.eval()
-        order = np.arange(len(dataset))
-        loader = self._loader(dataset, batches(order, self.cfg.train.eval_batch_size), 0)
+        order = np.arange(len(getattr(self.data, split)))
+        batch_list = batches(order, self.cfg.train.eval_batch_size)
         with torch.inference_mode():
-            for x, _, idx in progress(loader, desc="eval", leave=False):
+            for x, _, idx in progress(self._batches(split, batch_list, 0), total=len(batch_list),
+                                      desc="eval", leave=False):
                 with self._autocast():
                     logits = self.net(self._prepare(x))
                 consume(idx, logits.float())
 
-    def _evaluate(self, split: str, dataset: Dataset) -> dict[str, float]:
+    def _evaluate(self, split: str) -> dict[str, float]:
         """`<split>_acc`, `<split>_balanced_acc` and `<split>_macro_f1` of a held-out split."""
-        preds = np.empty(len(dataset), np.int64)
+        dataset = getattr(self.data, split)
+        on_device = torch.empty(len(dataset), dtype=torch.long, device=self.device)
 
         def keep(idx: torch.Tensor, logits: torch.Tensor) -> None:
-            preds[idx.numpy()] = logits.argmax(1).cpu().numpy()
+            on_device[idx] = logits.argmax(1)
 
-        self._predict(dataset, keep)
+        self._predict(split, keep)
+        preds = on_device.cpu().numpy()
         labels = np.asarray(dataset.labels)
         return {f"{split}_acc": float(np.mean(preds == labels)),
                 f"{split}_balanced_acc": balanced_accuracy(labels, preds),
@@ -215,13 +238,14 @@ class Trainer:
 
     def _warmup_loss_pass(self) -> None:
         """Eval loss of every training sample now (the end of head warmup)."""
-        labels = torch.as_tensor(self.data.labels)
+        targets = self.recorder.targets
+        losses = torch.full((len(targets),), float("nan"), device=self.device)
 
         def keep(idx: torch.Tensor, logits: torch.Tensor) -> None:
-            loss = sample_stats(logits, labels[idx].to(logits.device))["loss"]
-            self.recorder.warmup_loss[idx.numpy()] = loss.cpu().numpy()
+            losses[idx] = sample_stats(logits, targets[idx])["loss"]
 
-        self._predict(self.data.train_eval, keep)
+        self._predict("train_eval", keep)
+        self.recorder.warmup_loss = losses.cpu().numpy()
 
     def _forgetting(self, epoch: int) -> dict[str, float]:
         """Forgetting events this epoch (vs each sample's last observation) and fraction correct."""
@@ -249,6 +273,32 @@ class Trainer:
             self.optimizer, T_max=max(steps, 1))
         self.phase = phase
 
+    def _place_data(self, previous: str | None) -> None:
+        """Move the splits to the device (`dataset.device_cache`); a resumed `auto` run keeps
+        the path it started on, so its augmentation, and its record, stay the same."""
+        mode = device_cache_mode(self.cfg.dataset)
+        if mode == "auto" and previous is not None:
+            mode = "true" if previous == "device" else "false"
+        splits = {"train": self.data.train, "train_eval": self.data.train_eval,
+                  "test": self.data.test, "val": self.data.val}
+        sources = {name: getattr(ds, "in_memory", lambda: None)()
+                   for name, ds in splits.items() if ds is not None}
+        self.resident = resident_splits(sources, self.device, mode)
+        log.info("data path: %s (dataset.device_cache=%s)", self.data_path, mode)
+
+    def _batches(self, split: str, batch_list: list[list[int]], epoch: int,
+                 start_batch: int = 0) -> Iterator[Batch]:
+        """`(images, labels, index)` batches of a split from `start_batch` on; labels and index
+        on the device, images too on the device path (else moved by `_prepare`)."""
+        if self.resident is not None:
+            seed = int(self.cfg.seed)
+            yield from self.resident[split].batches(
+                batch_list, lambda b: batch_seed(seed, epoch, b), start_batch)
+            return
+        for x, y, idx in self._loader(getattr(self.data, split), batch_list[start_batch:], epoch):
+            yield (x, y.to(self.device, non_blocking=True),
+                   torch.as_tensor(idx).to(self.device, non_blocking=True))
+
     def _loader(self, dataset: Dataset, batch_list: list[list[int]], epoch: int) -> DataLoader:
         workers = int(self.cfg.train.num_workers)
         return DataLoader(
@@ -275,7 +325,7 @@ class Trainer:
             "epoch": self.epoch, "phase": self.phase, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "sampler": self.sampler.state_dict(), "recorder": self.recorder.state_dict(),
-            "history": self.history,
+            "history": self.history, "data_path": self.data_path,
         }
 
     def _resume(self, state: dict[str, Any]) -> None:
@@ -297,7 +347,8 @@ class Trainer:
         return {
             "dataset": self.data.name, "arch": cfg.arch.name, "model_name": cfg.arch.model_name,
             "sampler": cfg.sampler.name, "seed": int(cfg.seed), "experiment": cfg.experiment,
-            "tracking_mode": self.tracking, "warmup_epochs": self.warmup_epochs,
+            "tracking_mode": self.tracking, "data_path": self.data_path,
+            "warmup_epochs": self.warmup_epochs,
             "epochs": self.n_epochs,
             "phases": ["warmup"] * self.warmup_epochs + ["finetune"] * int(cfg.train.epochs),
             "class_names": self.data.class_names, "split": self.data.split,

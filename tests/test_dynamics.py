@@ -8,7 +8,7 @@ from conftest import TINY, compose_train
 from forgetting.checkpoint import load_checkpoint
 from forgetting.config import build
 from forgetting.dynamics import Dynamics, Recorder, RecordError, sample_stats
-from forgetting.train import TRAINER_KEYS, run
+from forgetting.train import TRAINER_KEYS, build_data, run
 
 
 def brute_force_stats(logits: np.ndarray, label: int) -> dict[str, float]:
@@ -43,8 +43,45 @@ def test_recorder_places_each_sample_at_its_index_and_refuses_duplicates() -> No
     assert rec.arrays["observed"].tolist() == [[False] * 5, [False, False, True, True, True]]
     assert rec.arrays["pred"][1, [4, 3, 2]].tolist() == [1, 1, 0]
     assert rec.arrays["correct"][1, [4, 3, 2]].tolist() == [False, True, False]
+    rec.record(1, torch.tensor([3]), logits[:1])  # checked when the epoch reaches the host
     with pytest.raises(RuntimeError, match="recorded twice in epoch 1"):
-        rec.record(1, torch.tensor([3]), logits[:1])
+        rec.flush()
+    rec.record(0, torch.tensor([0, 0]), logits[:2])
+    with pytest.raises(RuntimeError, match="recorded twice in epoch 0"):
+        rec.record(1, torch.tensor([0]), logits[:1])  # a new epoch flushes the last
+
+
+def reference_record(labels: np.ndarray, batches: list, n_epochs: int,
+                     float_dtype: str) -> dict[str, np.ndarray]:
+    """The record as the host-only recorder wrote it: each batch's statistics copied at once."""
+    n = len(labels)
+    arrays = {"correct": np.zeros((n_epochs, n), bool), "observed": np.zeros((n_epochs, n), bool),
+              "pred": np.full((n_epochs, n), -1, np.int32),
+              **{k: np.full((n_epochs, n), np.nan, float_dtype)
+                 for k in ("loss", "prob", "margin", "el2n")}}
+    for epoch, index, logits in batches:
+        stats = sample_stats(logits, torch.as_tensor(labels[index.numpy()]))
+        for name, value in stats.items():
+            arrays[name][epoch, index.numpy()] = value.numpy()
+        arrays["observed"][epoch, index.numpy()] = True
+    return arrays
+
+
+@pytest.mark.parametrize("float_dtype", ["float32", "float16"])
+def test_device_rows_give_the_host_recorder_arrays(float_dtype: str) -> None:
+    gen = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 6, (50,), generator=gen).numpy()
+    batches = [(epoch, index, torch.randn(len(index), 6, generator=gen) * 4)
+               for epoch in range(3) for index in torch.randperm(50, generator=gen)[:41].split(9)]
+    rec = Recorder(labels, n_epochs=3, float_dtype=float_dtype)
+    rec.record(*batches[0])
+    rec.load_state_dict(rec.state_dict())  # a checkpoint within an epoch
+    for batch in batches[1:]:
+        rec.record(*batch)
+    expected = reference_record(labels, batches, 3, float_dtype)
+    for name, array in expected.items():
+        np.testing.assert_array_equal(rec.arrays[name], array, err_msg=name)
+        assert rec.arrays[name].dtype == array.dtype
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +94,7 @@ def test_eval_record_equals_brute_force_recomputation(eval_run: Path) -> None:
     """Reload the final model and recompute the last epoch's statistics sample by sample."""
     cfg = compose_train(TINY)
     record = Dynamics.load(eval_run / "dynamics")
-    data = build(cfg.dataset)
+    data = build_data(cfg)
     model = build(cfg.arch, exclude=TRAINER_KEYS, num_classes=data.num_classes)
     model.load_state_dict(load_checkpoint(eval_run)["model"])
     model.eval()

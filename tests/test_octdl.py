@@ -8,11 +8,10 @@ import pytest
 from conftest import REPO, cli, compose_train
 from image_trees import OCTDL_ROWS, make_octdl, truncate
 
-from forgetting.config import build
 from forgetting.data import DataBundle, DatasetError
 from forgetting.data.octdl import CLASSES, load_octdl
 from forgetting.dynamics import Dynamics
-from forgetting.models import data_config
+from forgetting.train import build_data
 
 PATIENT = {f: p for f, _, p in OCTDL_ROWS}
 DISEASE = {f: d for f, d, _ in OCTDL_ROWS}
@@ -54,7 +53,7 @@ def test_split_depends_on_split_seed_not_on_row_order_or_seed(tmp_path: Path) ->
     b = load_octdl(str(make_octdl(tmp_path / "b", order_seed=7)), image_size=8)
     assert keys(a) == keys(b)
     np.testing.assert_array_equal(a.sample_keys, b.sample_keys)
-    by_seed = [build(cfg.dataset, exclude=(), data_config=data_config(cfg.arch.model_name))
+    by_seed = [build_data(cfg)
                for cfg in (compose_train(["dataset=octdl", f"dataset.root={tmp_path / 'a'}",
                                           f"seed={s}"]) for s in (0, 5))]
     np.testing.assert_array_equal(by_seed[0].sample_keys, by_seed[1].sample_keys)

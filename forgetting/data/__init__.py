@@ -6,7 +6,7 @@ the trainer scales and normalises them on its device with the arch's mean and st
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,18 +23,47 @@ class CorruptImageError(DatasetError):
     """An image file cannot be decoded; the message names the file."""
 
 
+BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """A split's pixels as one host tensor, for the trainer's device-resident data path.
+
+    `load()` gives (N, C, H, W) uint8 or float [0, 1] images; splits with equal `key` share one
+    copy on the device; `augment(images, generator)` is the training view's augmentation, batched.
+    """
+
+    key: Hashable
+    nbytes: int
+    load: Callable[[], torch.Tensor]
+    labels: torch.Tensor
+    augment: BatchAugment | None = None
+
+
 class IndexedTensorDataset(Dataset):
-    """Images held in memory as one float [0, 1] or uint8 tensor; yields `(image, label, index)`."""
+    """Images held in memory as one float [0, 1] or uint8 tensor; yields `(image, label, index)`.
+
+    `transform` augments one image (DataLoader path); `batch_augment` is the same augmentation
+    for a batch on the device (device path).
+    """
 
     def __init__(
         self,
         images: torch.Tensor,
         labels: np.ndarray,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        batch_augment: BatchAugment | None = None,
     ) -> None:
         self.images = images
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.transform = transform
+        self.batch_augment = batch_augment
+
+    def in_memory(self) -> InMemory:
+        """The images as they are (already in memory), shared with any split of the same tensor."""
+        return InMemory(key=("tensor", id(self.images)), nbytes=self.images.nbytes,
+                        load=lambda: self.images, labels=self.labels, augment=self.batch_augment)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 
 from forgetting.data import DataBundle, IndexedTensorDataset
 from forgetting.data.cache import decode_all, default_cache_dir
+from forgetting.data.device import RandomShift
 
 
 def load_digits(
@@ -40,11 +41,14 @@ def load_digits(
     if cache:
         images = _cached(images, None if cache_in_memory else Path(
             cache_dir).expanduser() if cache_dir else default_cache_dir())
-    shift = v2.RandomCrop(image_size, padding=max(1, image_size // 16)) if augment else None
+    padding = max(1, image_size // 16)
+    shift = v2.RandomCrop(image_size, padding=padding) if augment else None
+    train_images = images[train_idx]
     return DataBundle(
         name=name,
-        train=IndexedTensorDataset(images[train_idx], labels[train_idx], transform=shift),
-        train_eval=IndexedTensorDataset(images[train_idx], labels[train_idx]),
+        train=IndexedTensorDataset(train_images, labels[train_idx], transform=shift,
+                                   batch_augment=RandomShift(padding) if augment else None),
+        train_eval=IndexedTensorDataset(train_images, labels[train_idx]),
         test=IndexedTensorDataset(images[test_idx], labels[test_idx]),
         sample_keys=np.array([f"digits/{i:04d}" for i in train_idx]),
         labels=labels[train_idx],

@@ -23,8 +23,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from forgetting.console import progress
-from forgetting.data import CorruptImageError, DataBundle
+from forgetting.data import CorruptImageError, DataBundle, InMemory
 from forgetting.data.cache import DecodedImages, decode_all, default_cache_dir
+from forgetting.data.device import FILTERS, RandomResizedCropFlip
 from forgetting.data.transforms import PixelConfig, eval_transform, train_transform
 
 SKIP_HINT = ("Replace the file, or pass dataset.skip_corrupt=true to leave it out (the run's "
@@ -97,6 +98,9 @@ class ImagePool:
         self.files, self.pixels, self.decoded = files, pixels, decoded
         self.eval_transform = eval_transform(pixels)
         self.train_transform = train_transform(pixels)
+        self.batch_augment = RandomResizedCropFlip(
+            pixels.image_size, pixels.scale, pixels.ratio, pixels.interpolation,
+        ) if pixels.augment and pixels.interpolation in FILTERS else None
 
     def decode_eval(self, position: int) -> np.ndarray:
         """The eval-resolution image as (H, W, 3) uint8: what the cache stores."""
@@ -132,6 +136,24 @@ class ImageDataset(Dataset):
         position = int(self.positions[index])
         image = self.pool.train_image(position) if self.train else self.pool.eval_image(position)
         return image, int(self.labels[index]), index
+
+    def in_memory(self) -> InMemory | None:
+        """The decoded cache's eval-resolution pixels of these samples, the training view cropped
+        and flipped on the device; None without the cache or a batched crop (interpolation)."""
+        decoded = self.pool.decoded
+        augment = self.pool.batch_augment if self.train else None
+        if decoded is None or (self.train and self.pool.pixels.augment and augment is None):
+            return None
+        size = self.pool.pixels.image_size
+
+        def load() -> torch.Tensor:
+            pixels = np.ascontiguousarray(decoded.array[self.positions])
+            return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+        return InMemory(key=(id(self.pool), self.positions.tobytes()),
+                        nbytes=len(self.positions) * 3 * size * size, load=load,
+                        labels=torch.as_tensor(self.labels),
+                        augment=augment)
 
 
 @dataclass(frozen=True)

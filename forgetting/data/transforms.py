@@ -27,6 +27,7 @@ class PixelConfig:
     crop_mode: str = "center"
     augment: bool = True
     scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
 
     @classmethod
     def resolve(
@@ -63,6 +64,6 @@ def train_transform(pixels: PixelConfig) -> Transform:
     if not pixels.augment:
         return eval_transform(pixels)
     return timm.data.create_transform(
-        pixels.image_size, is_training=True, scale=pixels.scale, hflip=0.5, color_jitter=None,
-        interpolation=pixels.interpolation, normalize=False,
+        pixels.image_size, is_training=True, scale=pixels.scale, ratio=pixels.ratio, hflip=0.5,
+        color_jitter=None, interpolation=pixels.interpolation, normalize=False,
     )
