@@ -69,12 +69,16 @@ def find_runs(root: str | Path, filters: dict[str, Sequence[Any] | None] | None 
     finished = {r.path for r in runs}
     unfinished = sorted({p.parent for p in root.rglob(CHECKPOINT)} - finished)
     unfinished = [p for p in unfinished if not any(p == f or f in p.parents for f in finished)]
-    kept = [r for r in runs if _passes(r, filters or {})]
+    untracked = [r.path for r in runs if r.dynamics.meta.get("tracking_mode") == "none"]
+    for path in untracked:
+        log.warning("skipping %s: trained with tracking.mode=none, its record is empty", path)
+    kept = [r for r in runs if r.path not in untracked and _passes(r, filters or {})]
     if not kept:
         raise RunsError(
             f"no finished runs under {root.resolve()}"
             + (f" matching {filters}" if any((filters or {}).values()) else "")
-            + f" ({len(unfinished)} unfinished); {RUN_DIR_LAYOUT}"
+            + f" ({len(unfinished)} unfinished, {len(untracked)} with tracking.mode=none); "
+            + RUN_DIR_LAYOUT
         )
     return Found(kept, unfinished)
 

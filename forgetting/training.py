@@ -167,6 +167,8 @@ class Trainer:
         train_seconds = time.perf_counter() - start
         if self.tracking == "eval":
             self._predict("train_eval", lambda i, z: self.recorder.record(epoch, i, z))
+        self.recorder.flush()
+        record_seconds = time.perf_counter() - start - train_seconds
         if epoch == self.warmup_epochs - 1 and self.tracking != "none":
             self._set_warmup_loss(epoch)
         self.sampler.observe(epoch, self.recorder.arrays["correct"],
@@ -178,6 +180,7 @@ class Trainer:
             "epoch": epoch + 1, "phase": self.phase, **train, **self._forgetting(epoch),
             **held_out, **lrs,
             "presented": int(len(order)), "epoch_seconds": time.perf_counter() - start,
+            "train_seconds": train_seconds, "record_seconds": record_seconds,
             "images_per_s": len(order) / max(train_seconds, 1e-9),
         }
 

@@ -29,6 +29,16 @@ def test_finds_filters_and_lists_unfinished(root: Path) -> None:
     assert only[0].final["test_acc"] == pytest.approx(0.71)
 
 
+def test_runs_without_a_record_are_skipped(root: Path) -> None:
+    path = root / "synthetic" / "deit_small" / "random" / "seed1" / "dynamics"
+    d = Dynamics.load(path, mmap=False)
+    Dynamics(**{k: v for k, v in vars(d).items() if k != "meta"},
+             meta={**d.meta, "tracking_mode": "none"}).save(path)
+    assert len(find_runs(root).runs) == 3
+    with pytest.raises(RunsError, match="1 with tracking.mode=none"):
+        find_runs(root, {"seed": [1], "arch": ["deit_small"]})
+
+
 def test_no_runs_names_the_root_and_the_layout(tmp_path: Path) -> None:
     with pytest.raises(RunsError, match=f"no finished runs under {tmp_path}.*dynamics/meta.json"):
         find_runs(tmp_path)

@@ -1,10 +1,17 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from conftest import TINY, compose_train
 from hypothesis import given
 from hypothesis import strategies as st
+from image_trees import make_cub
 from sklearn.metrics import balanced_accuracy_score, f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
+from forgetting.dynamics import PER_EPOCH, PER_SAMPLE, Dynamics
+from forgetting.train import run
 from forgetting.training import (
     balanced_accuracy,
     batches,
@@ -53,3 +60,35 @@ def test_balanced_class_weights_match_sklearn() -> None:
     expected = compute_class_weight("balanced", classes=present, y=labels)
     np.testing.assert_allclose(weights[present], expected)
     assert weights[2] == weights[4] == 0
+
+
+def finished(overrides: list[str], run_dir: Path) -> tuple[Dynamics, list[dict]]:
+    """The record and the metrics (timings left out) of a run of `TINY + overrides`."""
+    run(compose_train(TINY + overrides), run_dir=run_dir)
+    metrics = [{k: v for k, v in json.loads(line).items()
+                if not k.endswith(("_seconds", "images_per_s"))}
+               for line in (run_dir / "metrics.jsonl").open()]
+    return Dynamics.load(run_dir / "dynamics"), metrics
+
+
+@pytest.mark.parametrize("dataset", ["digits", "cub200"])
+def test_device_and_loader_paths_give_identical_records_without_augmentation(
+        dataset: str, tmp_path: Path) -> None:
+    overrides = ["dataset.augment=false"]
+    if dataset == "cub200":
+        overrides += ["dataset=cub200", f"dataset.root={make_cub(tmp_path / 'data')}",
+                      "dataset.cache=true", "dataset.cache_in_memory=true"]
+    device, device_metrics = finished([*overrides, "dataset.device_cache=true"], tmp_path / "d")
+    loader, loader_metrics = finished([*overrides, "dataset.device_cache=false"], tmp_path / "l")
+    assert (device.meta["data_path"], loader.meta["data_path"]) == ("device", "loader")
+    assert device.observed.all() and np.isfinite(device.warmup_loss).all()
+    for name in PER_SAMPLE + PER_EPOCH:
+        np.testing.assert_array_equal(getattr(device, name), getattr(loader, name), err_msg=name)
+    assert device_metrics == loader_metrics
+
+
+def test_tracking_none_trains_and_records_nothing(tmp_path: Path) -> None:
+    record, metrics = finished(["tracking.mode=none"], tmp_path)
+    assert record.meta["tracking_mode"] == "none" and record.presented.all()
+    assert not record.observed.any() and np.isnan(record.warmup_loss).all()
+    assert [m["forgetting_events"] for m in metrics] == [0, 0] and metrics[-1]["test_acc"] > 0

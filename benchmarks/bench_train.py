@@ -1,0 +1,148 @@
+"""Benchmark: the trainer's loop against a minimal hand-written PyTorch loop, on the CPU.
+
+Every variant trains timm's resnet18 (random init, 10 classes) on the 1,437 digits training images
+upscaled to `--size` px (default 32), in memory and without augmentation so that all do the same
+work, with AdamW and a cosine schedule at batch 64, for `--epochs` epochs (default 3, the first
+left out as warm-up):
+
+(a) our trainer, `tracking.mode=none` (the device data path: tensors indexed in memory);
+(b) our trainer, `tracking.mode=train` (statistics of every training minibatch recorded);
+(c) our trainer, `tracking.mode=eval` (plus an eval pass over the training set every epoch);
+(d) a hand-written loop in this script: index, normalise, forward, cross-entropy, backward, step;
+    after each epoch it also times a bare inference pass over the training set (batch 256).
+(a') our trainer, tracking off, on the DataLoader path (`dataset.device_cache=false`), for scale.
+
+Variants run interleaved (a, b, c, d, a', a, ...) `--repeats` times (default 3); each prints the
+median over its measured epochs of the training pass's images/s. Targets: (a)/(d) >= 0.97,
+(b)/(a) >= 0.98, and (c)'s extra time per epoch (its record pass) <= 1.1 x the bare pass.
+`--threads` (default 1) torch threads: on a small shared machine another process's threads make
+two-thread timings swing by 10x, while the ratios, which are what is measured, do not need them.
+
+    python benchmarks/bench_train.py [--size 32] [--epochs 3] [--repeats 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+
+from forgetting.config import config_dir, register_schemas
+from forgetting.data.digits import load_digits
+from forgetting.train import run
+
+BATCH, EVAL_BATCH, LR, WEIGHT_DECAY = 64, 256, 5e-4, 0.05
+MEASURES = ("images_per_s", "record_seconds", "bare_seconds")
+TRAINER = {"a": ["tracking.mode=none"], "b": ["tracking.mode=train"],
+           "c": ["tracking.mode=eval"], "a'": ["tracking.mode=none", "dataset.device_cache=false"]}
+LABELS = {"a": "(a)  trainer, tracking.mode=none ", "b": "(b)  trainer, tracking.mode=train",
+          "c": "(c)  trainer, tracking.mode=eval ", "d": "(d)  hand-written loop          ",
+          "a'": "(a') trainer, none, DataLoader   "}
+
+
+def trainer_epochs(overrides: list[str], run_dir: Path) -> list[dict]:
+    """Per-epoch metrics of one trainer run (training images/s, record pass seconds)."""
+    register_schemas()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "logger=none", "overwrite=true"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        run(cfg, run_dir=run_dir)
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+
+
+def hand_written(images: torch.Tensor, labels: torch.Tensor, epochs: int) -> list[dict]:
+    """A minimal training loop over in-memory tensors; per epoch its images/s and the seconds
+    of a bare inference pass over the training set."""
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=10)
+    mean = torch.tensor(model.pretrained_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(model.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    steps = epochs * -(-len(labels) // BATCH)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    out = []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for index in torch.randperm(len(labels)).split(BATCH):
+            loss = F.cross_entropy(model((images[index] - mean) / std), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        train_seconds = time.perf_counter() - start
+        model.eval()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for index in torch.arange(len(labels)).split(EVAL_BATCH):
+                model((images[index] - mean) / std)
+        out.append({"images_per_s": len(labels) / train_seconds,
+                    "bare_seconds": time.perf_counter() - start})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    os.environ.setdefault("FORGETTING_QUIET", "1")
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # the trainer's default
+    data = load_digits(image_size=args.size, augment=False)
+    images, labels = data.train.images, data.train.labels
+    common = ["arch=resnet18", "dataset=digits", f"dataset.image_size={args.size}",
+              "dataset.augment=false", "train.warmup_epochs=0", f"train.epochs={args.epochs}",
+              f"train.batch_size={BATCH}", f"train.eval_batch_size={EVAL_BATCH}",
+              f"arch.lr.head={LR}", f"arch.lr.backbone={LR}", f"train.weight_decay={WEIGHT_DECAY}"]
+    load_before = os.getloadavg()[0]
+    epochs: dict[str, list[dict]] = {key: [] for key in LABELS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            for key in ("a", "b", "c", "d", "a'"):
+                if key == "d":
+                    done = hand_written(images, labels, args.epochs)
+                else:
+                    done = trainer_epochs([*common, *TRAINER[key]], Path(tmp) / f"{repeat}{key}")
+                epochs[key] += done[1:]
+    median = {key: {name: statistics.median(e[name] for e in rows) for name in MEASURES
+                    if name in rows[0]} for key, rows in epochs.items()}
+    report(args, len(labels), median, load_before)
+
+
+def report(args: argparse.Namespace, n: int, median: dict[str, dict], load_before: float) -> None:
+    print(f"bench_train: resnet18, {n:,} digits at {args.size} px in memory, no augmentation, "
+          f"batch {BATCH} (eval {EVAL_BATCH}), {args.epochs} epochs (first dropped) x "
+          f"{args.repeats} repeats interleaved; torch {torch.__version__}, {args.threads} of "
+          f"{os.cpu_count()} CPU threads; load average {load_before:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after")
+    for key, label in LABELS.items():
+        extra = {"c": f"   record pass {median['c']['record_seconds']:.3f} s/epoch",
+                 "d": f"   bare inference pass {median['d']['bare_seconds']:.3f} s/epoch"}
+        print(f"  {label} {median[key]['images_per_s']:8.1f} images/s{extra.get(key, '')}")
+    checks = [("(a)/(d)", median["a"]["images_per_s"] / median["d"]["images_per_s"], ">=", 0.97),
+              ("(b)/(a)", median["b"]["images_per_s"] / median["a"]["images_per_s"], ">=", 0.98),
+              ("(c) extra / bare pass",
+               median["c"]["record_seconds"] / median["d"]["bare_seconds"], "<=", 1.10)]
+    for name, value, op, target in checks:
+        met = value >= target if op == ">=" else value <= target
+        print(f"  {name} = {value:.3f}   (target {op} {target}: {'met' if met else 'NOT met'})")
+    speedup = median["a"]["images_per_s"] / median["a'"]["images_per_s"]
+    print(f"  device path / DataLoader path (a)/(a') = {speedup:.2f}")
+
+
+if __name__ == "__main__":
+    main()
