@@ -1,4 +1,4 @@
-"""The training loop: head warmup then fine-tuning, recording dynamics, checkpointing each epoch."""
+"""The training loop: warmup, fine-tuning, the dynamics record, checkpoints (epoch, preemption)."""
 
 from __future__ import annotations
 
