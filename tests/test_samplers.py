@@ -220,9 +220,11 @@ def test_state_dict_round_trip_continues_identically(name: str) -> None:
     for epoch in range(4):
         a.order(epoch, epoch < 1)
         a.observe(epoch, correct, observed)
-    b.load_state_dict(a.state_dict())
+    a.order(4, False)
+    b.load_state_dict(a.state_dict())  # mid-epoch: chosen, not yet observed
     for epoch in range(4, 8):
-        np.testing.assert_array_equal(a.order(epoch, False), b.order(epoch, False))
+        if epoch > 4:
+            np.testing.assert_array_equal(a.order(epoch, False), b.order(epoch, False))
         a.observe(epoch, correct, observed)
         b.observe(epoch, correct, observed)
     for key, value in a.state_dict().items():

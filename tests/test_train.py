@@ -15,7 +15,8 @@ from forgetting.checkpoint import RunDirError, is_finished
 from forgetting.dynamics import PER_EPOCH, PER_SAMPLE, Dynamics
 from forgetting.train import run
 
-RESUME = TINY + ["train.epochs=4", "sampler.budget=0.7", "tracking.mode=train"]
+RESUME = TINY + ["train.epochs=4", "sampler.budget=0.7", "tracking.mode=train",
+                 "dataset.device_cache=true"]
 
 
 def metrics(run_dir: Path) -> list[dict]:
