@@ -87,10 +87,21 @@ def test_wheel_ships_the_configs(tmp_path: Path) -> None:
     (["dataset=cub200", "dataset.scale=[0.5,0.2]"], "dataset.scale=[0.5, 0.2] is invalid"),
     (["dataset=imagefolder"], "dataset.root is required"),
     (["experiment=paper", "arch=deit_tiny"], "recipe.arch.deit_tiny"),
+    (["dataset.device_cache=maybe"], "dataset.device_cache=maybe is invalid: choose from auto"),
+    (["dataset=cub200", "dataset.device_cache=true"], "dataset.device_cache=true needs "
+                                                      "dataset.cache=true"),
+    (["tracking.mode=none", "sampler=leitner"], "tracking.mode=none records nothing"),
 ])
 def test_dataset_and_recipe_problems_name_the_key(overrides: list[str], expected: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(expected)):
         validate(compose_train(overrides))
+
+
+def test_device_cache_takes_auto_and_booleans_from_the_command_line() -> None:
+    for value in ("auto", "true", "false", "True"):
+        validate(compose_train([f"dataset.device_cache={value}"]))
+    validate(compose_train(["dataset=cub200", "dataset.cache=true", "dataset.device_cache=true"]))
+    validate(compose_train(["tracking.mode=none", "sampler=random"]))
 
 
 def test_class_weights_is_an_enum() -> None:
