@@ -14,11 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@start=$$(date +%s); \
-	WANDB_MODE=offline $(VENV)/bin/forgetting-train -m experiment=demo arch=resnet18,deit_tiny,efficientnet_lite0 seed=0,1,2 && \
-	echo "records: outputs/demo/digits/<arch>/random/seed<k>/dynamics (Dynamics.load)" && \
-	WANDB_MODE=offline $(VENV)/bin/forgetting-analyze runs.root=outputs/demo && \
-	echo "demo done in $$(( $$(date +%s) - start )) s"
+	WANDB_MODE=offline PYTHON=$(PY) ./multirun.sh --demo
 
 # Refresh the README's demo-report excerpt from the newest demo report.
 readme-report: $(STAMP)
