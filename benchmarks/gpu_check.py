@@ -200,6 +200,8 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     sizes, device = (CPU, torch.device("cpu")) if args.cpu else (GPU, torch.device("cuda"))
+    if args.cpu:
+        torch.set_num_threads(1)  # a smoke run: one thread stays steady on a busy small machine
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"gpu_check: {name}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
           f"{os.cpu_count()} CPUs; bf16 autocast and channels_last on CUDA"
