@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,20 @@ from forgetting.wandb_log import WandbLogger, stable_run_id
 WANDB = [o for o in TINY if o != "logger=none"] + ["logger=wandb", "experiment=demo"]
 
 
+def settled(path: Path, quiet: float = 1.0, timeout: float = 20.0) -> None:
+    """Wait until W&B's service has stopped appending to `path` (its writer is asynchronous)."""
+    deadline, size, since = time.monotonic() + timeout, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if path.stat().st_size != size:
+            size, since = path.stat().st_size, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.1)
+
+
 def records_by_type(run_dir: Path) -> dict[str, list]:
     (run_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    settled(run_file)
     out: dict[str, list] = {}
     for record in read_records(run_file):
         out.setdefault(record.WhichOneof("record_type"), []).append(record)
