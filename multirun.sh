@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The whole study in one command (DESIGN section 1):
-#   stage 1  the training grid: experiment=paper, DATASETS x ARCHS x SEEDS, sampler=random
-#   stage 2  the spaced-repetition arms (SR_ARMS), which read stage 1's runs (reference=auto)
-#   stage 3  the analysis of everything under outputs/<experiment> (report.md, tables, figures)
+#   stage 1  the training grid: experiment=paper, DATASETS x ARCHS x SEEDS, sampler=random, every
+#            sample every epoch (OUTPUTS/<experiment>); and the random arms of the sampler
+#            comparison at BUDGET (OUTPUTS/<experiment>-budget<BUDGET>)
+#   stage 2  the spaced-repetition arms (SR_ARMS) at the same BUDGET, compute-matched to stage 1's
+#            random arms, whose decay constants they read (reference=auto)
+#   stage 3  the analysis of both folders (report.md, tables, figures)
+# At budget 1 every sampler presents every sample in the same shuffled order, so the samplers can
+# only differ at a budget below 1 (see conf/experiment/sampler_study.yaml for the choice of 0.5).
 #
 #   ./multirun.sh                       # the paper's study, here, one run after another
 #   LAUNCHER=slurm ./multirun.sh        # as SLURM job arrays (pip install -e '.[slurm]')
@@ -15,6 +20,7 @@
 #   SEEDS     comma list, default 0,1,2
 #   SR_ARMS   stage 2 samplers, default spaced_repetition
 #   SR_ARCHS  stage 2 archs, default ARCHS (--demo: resnet18)
+#   BUDGET    fraction of the training set per fine-tuning epoch in the sampler comparison, 0.5
 #   EXTRA     more Hydra overrides for the training stages, e.g.
 #             EXTRA="train.epochs=10 hydra.launcher.partition=gpu hydra.launcher.gpus_per_node=1"
 #   ANALYSIS_EXTRA  more overrides for the analysis, e.g. "analysis.top_q=0.05 logger=none"
@@ -53,7 +59,9 @@ SR_ARCHS=${SR_ARCHS:-$ARCHS}
 EXTRA=${EXTRA:-}
 ANALYSIS_EXTRA=${ANALYSIS_EXTRA:-}
 OUTPUTS=${OUTPUTS:-outputs}
+BUDGET=${BUDGET:-0.5}
 RUNS=$OUTPUTS/$EXPERIMENT
+ARMS=$OUTPUTS/$EXPERIMENT-budget$BUDGET
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
@@ -83,20 +91,30 @@ stage() {  # stage <n> <what> <command...>: run it; stop the script with a clear
   echo "== stage $n done in $((SECONDS - start)) s"
 }
 
-train() {  # train <samplers> <archs>: one Hydra multirun over the grid
+train() {  # train <samplers> <archs> <folder> <budget>: one Hydra multirun over the grid
   # shellcheck disable=SC2086  # EXTRA is a list of overrides
   "$PYTHON" -m forgetting.train -m "experiment=$EXPERIMENT" "dataset=$DATASETS" "arch=$2" \
-    "seed=$SEEDS" "sampler=$1" "hydra/launcher=$LAUNCHER" "hydra.sweep.dir=$RUNS" $EXTRA
+    "seed=$SEEDS" "sampler=$1" "sampler.budget=$4" "hydra/launcher=$LAUNCHER" \
+    "hydra.sweep.dir=$3" $EXTRA
 }
 
-analyse() {
-  # shellcheck disable=SC2086
-  "$PYTHON" -m forgetting.analyze "runs.root=$RUNS" \
-    "hydra.run.dir=$OUTPUTS/analysis/$EXPERIMENT/\${now:%Y-%m-%d_%H-%M-%S}" $ANALYSIS_EXTRA
+grid() {  # stage 1: the full-pass grid, then the budgeted random arms
+  train random "$ARCHS" "$RUNS" 1.0 && train random "$SR_ARCHS" "$ARMS" "$BUDGET"
+}
+
+analyse() {  # analyse <folder>...: one report per folder
+  local root
+  for root in "$@"; do
+    # shellcheck disable=SC2086
+    "$PYTHON" -m forgetting.analyze "runs.root=$root" \
+      "hydra.run.dir=$OUTPUTS/analysis/$(basename "$root")/\${now:%Y-%m-%d_%H-%M-%S}" \
+      $ANALYSIS_EXTRA || return
+  done
 }
 
 start=$SECONDS
-stage 1 "train $DATASETS x $ARCHS x seeds $SEEDS, sampler random ($LAUNCHER)" train random "$ARCHS"
-stage 2 "train $SR_ARMS x $SR_ARCHS against stage 1 ($LAUNCHER)" train "$SR_ARMS" "$SR_ARCHS"
-stage 3 "analyse $RUNS" analyse
-echo "multirun.sh: done in $((SECONDS - start)) s; runs in $RUNS, report above"
+stage 1 "train $DATASETS x $ARCHS x seeds $SEEDS, sampler random; random arms at budget $BUDGET ($LAUNCHER)" grid
+stage 2 "train $SR_ARMS x $SR_ARCHS at budget $BUDGET against stage 1 ($LAUNCHER)" \
+  train "$SR_ARMS" "$SR_ARCHS" "$ARMS" "$BUDGET"
+stage 3 "analyse $RUNS and $ARMS" analyse "$RUNS" "$ARMS"
+echo "multirun.sh: done in $((SECONDS - start)) s; runs in $RUNS and $ARMS, reports above"

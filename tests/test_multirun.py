@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from conftest import REPO
+from omegaconf import OmegaConf
 
 from forgetting.checkpoint import is_finished
 
@@ -36,9 +37,14 @@ def test_a_failing_stage_stops_the_study_and_a_rerun_skips_what_finished(tmp_pat
     again = multirun(tmp_path, "--demo")
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"already finished, skipped (overwrite=true trains again): {run_dir}" in again.stdout
-    assert is_finished(tmp_path / "demo" / "digits" / "resnet18" / "spaced_repetition" / "seed0")
-    reports = list((tmp_path / "analysis" / "demo").glob("*/report.md"))
-    assert len(reports) == 1 and "spaced_repetition minus random" in reports[0].read_text()
+    arms = tmp_path / "demo-budget0.5" / "digits" / "resnet18"
+    for sampler in ("random", "spaced_repetition"):  # compute-matched at budget 0.5
+        config = OmegaConf.load(arms / sampler / "seed0" / "config.yaml")
+        assert config.sampler.name == sampler and config.sampler.budget == 0.5
+    (full,) = (tmp_path / "analysis" / "demo").glob("*/report.md")
+    (matched,) = (tmp_path / "analysis" / "demo-budget0.5").glob("*/report.md")
+    assert "## digits (1 runs)" in full.read_text()
+    assert "spaced_repetition minus random" in matched.read_text()
 
 
 def test_slurm_without_sbatch_fails_before_anything_runs(tmp_path: Path) -> None:

@@ -49,19 +49,23 @@ def multirun(tmp_path: Path, extra: str, timeout: int = 1200) -> subprocess.Comp
 def test_the_demo_study_runs_as_slurm_job_arrays(cluster: None, tmp_path: Path) -> None:
     result = multirun(tmp_path, f"train.epochs=1 dataset.image_size=32 {JOBS}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    runs = tmp_path / "demo" / "digits"
-    grid = [(arch, "random", seed) for arch in ("resnet18", "deit_tiny", "efficientnet_lite0")
-            for seed in (0, 1)] + [("resnet18", "spaced_repetition", 0),
-                                   ("resnet18", "spaced_repetition", 1)]
-    for arch, sampler, seed in grid:
-        assert is_finished(runs / arch / sampler / f"seed{seed}"), (arch, sampler, seed)
+    full, matched = tmp_path / "demo", tmp_path / "demo-budget0.5"
+    grid = [(full, arch, "random", seed)
+            for arch in ("resnet18", "deit_tiny", "efficientnet_lite0") for seed in (0, 1)]
+    grid += [(matched, "resnet18", sampler, seed)
+             for sampler in ("random", "spaced_repetition") for seed in (0, 1)]
+    for folder, arch, sampler, seed in grid:
+        assert is_finished(folder / "digits" / arch / sampler / f"seed{seed}"), (arch, sampler)
     # every run went through sbatch: one submitit folder per array task, with its SLURM log
-    logs = list((tmp_path / "demo" / ".submitit").glob("*/*_log.out"))
+    logs = [*full.glob(".submitit/*/*_log.out"), *matched.glob(".submitit/*/*_log.out")]
     assert len(logs) == len(grid)
-    report = next((tmp_path / "analysis" / "demo").glob("*/report.md")).read_text()
-    assert "## digits (8 runs)" in report and "spaced_repetition minus random" in report
-    results = json.loads(next((tmp_path / "analysis" / "demo").glob("*/results.json")).read_text())
-    assert results
+    reports = {name: next((tmp_path / "analysis" / name).glob("*/report.md")).read_text()
+               for name in ("demo", "demo-budget0.5")}
+    assert "## digits (6 runs)" in reports["demo"]
+    assert "## digits (4 runs)" in reports["demo-budget0.5"]
+    assert "spaced_repetition minus random" in reports["demo-budget0.5"]
+    results = next((tmp_path / "analysis" / "demo").glob("*/results.json")).read_text()
+    assert json.loads(results)
 
 
 def test_a_submission_error_shows_slurms_message_and_starts_nothing(
