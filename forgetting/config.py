@@ -155,31 +155,30 @@ class ImageFolderConfig(ImageDatasetConfig):
 
 @dataclass
 class RandomSamplerConfig:
+    """Every sampler: its class, name and budget (fraction of N per fine-tuning epoch)."""
+
     _target_: str = "forgetting.samplers.RandomSampler"
     name: str = "random"
     budget: float = 1.0
 
 
 @dataclass
-class SpacedRepetitionSamplerConfig:
+class SpacedRepetitionSamplerConfig(RandomSamplerConfig):
     _target_: str = "forgetting.samplers.SpacedRepetitionSampler"
     name: str = "spaced_repetition"
-    budget: float = 1.0
     reference: str = "auto"
 
 
 @dataclass
-class OnlineSpacedRepetitionSamplerConfig:
+class OnlineSpacedRepetitionSamplerConfig(RandomSamplerConfig):
     _target_: str = "forgetting.samplers.OnlineSpacedRepetitionSampler"
     name: str = "spaced_repetition_online"
-    budget: float = 1.0
 
 
 @dataclass
-class LeitnerSamplerConfig:
+class LeitnerSamplerConfig(RandomSamplerConfig):
     _target_: str = "forgetting.samplers.LeitnerSampler"
     name: str = "leitner"
-    budget: float = 1.0
     decks: int = 5
 
 

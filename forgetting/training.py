@@ -155,6 +155,7 @@ class Trainer:
         self.last_correct = np.full(len(data.labels), -1, np.int8)
         self.preemption = Preemption()
         self.partial: dict[str, Any] | None = None  # where a preempted epoch stopped
+        self.epoch_lrs: dict[str, float] = {}  # the learning rates at the epoch's start
         self.class_weights = None
         if cfg.train.class_weights.value == "balanced":
             self.class_weights = torch.as_tensor(
@@ -203,7 +204,7 @@ class Trainer:
             _set_rng_state(partial["rng"])
         lrs = partial["lrs"] if partial else {
             f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
-        self.epoch_lrs = lrs  # the learning rates at the start of the epoch (its metrics)
+        self.epoch_lrs = lrs
         start = time.perf_counter()
         train = self._train_pass(epoch, order, warmup, partial)
         train_seconds = time.perf_counter() - start
